@@ -1,0 +1,10 @@
+"""ms_bce: binary cross entropy losses for MindSpore on our own kernels.
+
+``ms_bce.ops``, ``ms_bce.nn`` and ``ms_bce.mint`` mirror the MindSpore names of
+the same spelling; each is backed by ``mindspore.ops.Custom(func_type="aot")``
+operators over C++ kernels built at install time.
+"""
+from . import mint, nn, ops
+from ._version import __version__
+
+__all__ = ["ops", "nn", "mint", "__version__"]

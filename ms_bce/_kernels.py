@@ -1,0 +1,143 @@
+"""Finds the built kernel library and turns its entry points into MindSpore
+``Custom(func_type="aot")`` operators.
+
+One table (``entry_point``) maps (loss, direction, reduction, operands,
+device) to ``"/abs/path/lib.so:function"``.  ``LossForward`` is the forward
+operator of one loss for one reduction and one set of operands; its bprop
+calls the matching fused ``LossBackward``, which returns the gradients of
+every operand in one pass.
+
+Output shapes come from C++ InferShape functions exported beside each kernel
+(``out_shape=None``): MindSpore 2.10 runs those for dynamic shapes too, where
+a Python ``out_shape`` fails at run time.  Output dtypes come from Python.
+"""
+import glob
+import os
+
+from mindspore import context
+from mindspore.ops import Custom, CustomRegOp, DataType
+
+from ._validate import REDUCTIONS
+
+_LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib")
+
+# device target -> library base name (built by setup.py as <base>-<hash>.so)
+_LIBRARIES = {"CPU": "libms_bce_cpu"}
+
+LOSSES = ("bce_with_logits", "bce")
+
+
+def library_path(device="CPU"):
+    """Absolute path of the kernel library for a MindSpore device target."""
+    base = _LIBRARIES.get(device)
+    if base is None:
+        raise RuntimeError(f"ms_bce has no kernels for device target '{device}'; "
+                           f"supported: {sorted(_LIBRARIES)}.")
+    found = glob.glob(os.path.join(_LIB_DIR, base + "-*.so"))
+    if not found:
+        raise RuntimeError(
+            f"ms_bce's {device} kernel library ({base}-<hash>.so) is missing from {_LIB_DIR}: "
+            "install ms_bce with `pip install .` (or `pip install -e .`), which compiles custom_ops/.")
+    return max(found, key=os.path.getmtime)  # the latest build, should an older one linger
+
+
+def device_target():
+    """The device the kernels run on: MindSpore's device target, CPU by default."""
+    target = context.get_context("device_target")
+    return target if target in _LIBRARIES else "CPU"
+
+
+def entry_point(loss, direction, reduction, has_weight, has_pos_weight, device="CPU"):
+    """'/abs/lib.so:<loss>_<direction>_<reduction>[_w][_p]' (see custom_ops/cpu/loss_driver.h)."""
+    if (loss not in LOSSES or direction not in ("forward", "backward") or reduction not in REDUCTIONS
+            or (loss == "bce" and has_pos_weight)):
+        raise ValueError(f"ms_bce has no kernel for {(loss, direction, reduction, has_weight, has_pos_weight)}")
+    operands = "w" * bool(has_weight) + "p" * bool(has_pos_weight)
+    return f"{library_path(device)}:{loss}_{direction}_{reduction}{'_' + operands if operands else ''}"
+
+
+def _reg_info(func_name, n_inputs, n_outputs, device):
+    """Registration that makes MindSpore call the C++ InferShape of func_name."""
+    reg = CustomRegOp(func_name)
+    for i in range(n_inputs):
+        reg = reg.input(i, f"x{i}")
+    for i in range(n_outputs):
+        reg = reg.output(i, f"y{i}")
+    return reg.dtype_format(*([DataType.None_None] * (n_inputs + n_outputs))).target(device).get_op_info()
+
+
+def _first_dtype(*dtypes):
+    return dtypes[0]
+
+
+def _make_bprop(backward, n_operands):
+    """The forward's bprop: one call of the fused backward for all gradients.
+    (Fixed arity: MindSpore's graph mode needs exactly (inputs..., out, dout).)"""
+    if n_operands == 2:
+        def bprop(x, y, out, dout):
+            dx, dy = backward(x, y, dout)
+            return dx, dy
+    elif n_operands == 3:
+        def bprop(x, y, w, out, dout):
+            dx, dy, dw = backward(x, y, w, dout)
+            return dx, dy, dw
+    else:
+        def bprop(x, y, w, p, out, dout):
+            dx, dy, dw, dp = backward(x, y, w, p, dout)
+            return dx, dy, dw, dp
+    return bprop
+
+
+def _make_second_order_bprop(loss_name, n_operands):
+    """bprop of the backward op: a clear error instead of MindSpore's
+    'bprop not defined' (or a silently wrong value).  Graph mode accepts only
+    a literal `raise RuntimeError(...)` here."""
+    if n_operands == 2:
+        def bprop(x, y, dout, out, ddout):
+            raise RuntimeError(f"For '{loss_name}', second-order gradients are not supported: ms_bce's "
+                               "backward kernel has no derivative of its own. Differentiate the loss once.")
+    elif n_operands == 3:
+        def bprop(x, y, w, dout, out, ddout):
+            raise RuntimeError(f"For '{loss_name}', second-order gradients are not supported: ms_bce's "
+                               "backward kernel has no derivative of its own. Differentiate the loss once.")
+    else:
+        def bprop(x, y, w, p, dout, out, ddout):
+            raise RuntimeError(f"For '{loss_name}', second-order gradients are not supported: ms_bce's "
+                               "backward kernel has no derivative of its own. Differentiate the loss once.")
+    return bprop
+
+
+_LOSS_NAMES = {"bce_with_logits": "BCEWithLogitsLoss", "bce": "BCELoss"}
+
+
+class LossBackward(Custom):
+    """Fused backward: (x, y[, w][, p], dout) -> (dx, dy[, dw][, dp]), each
+    gradient in its own input's shape (broadcast dimensions summed)."""
+
+    def __init__(self, loss, reduction, has_weight, has_pos_weight, device):
+        n = 2 + int(has_weight) + int(has_pos_weight)
+        func = entry_point(loss, "backward", reduction, has_weight, has_pos_weight, device)
+        super().__init__(func, out_shape=None, out_dtype=lambda *dtypes: tuple(dtypes[:n]), func_type="aot",
+                         bprop=_make_second_order_bprop(_LOSS_NAMES[loss], n),
+                         reg_info=_reg_info(func.rpartition(":")[2], n + 1, n, device))
+
+
+class LossForward(Custom):
+    """Forward of one loss for one reduction and one operand set, called with
+    the operands present in the order (input, target[, weight][, pos_weight]),
+    all of one dtype and already validated (``_validate``).
+
+    Args:
+        loss: 'bce_with_logits' or 'bce'.
+        reduction: 'none', 'mean' or 'sum'.
+        has_weight, has_pos_weight: which optional operands are passed.
+    """
+
+    def __init__(self, loss, reduction, has_weight, has_pos_weight):
+        n = 2 + int(has_weight) + int(has_pos_weight)
+        device = device_target()
+        func = entry_point(loss, "forward", reduction, has_weight, has_pos_weight, device)
+        backward = LossBackward(loss, reduction, has_weight, has_pos_weight, device)
+        super().__init__(func, out_shape=None, out_dtype=_first_dtype, func_type="aot",
+                         bprop=_make_bprop(backward, n),
+                         reg_info=_reg_info(func.rpartition(":")[2], n, 1, device))

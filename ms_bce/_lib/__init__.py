@@ -1,0 +1,1 @@
+"""The kernel libraries built by setup.py (libms_bce_<device>-<hash>.so) are placed here."""

@@ -1,0 +1,116 @@
+"""The error table of the spec, once, in MindSpore's wording.
+
+Every public name runs these checks at the call, before any kernel is
+launched: in PyNative directly, in graph mode while the graph compiles (the
+functions below are parsed with constant arguments: types, dtypes, strings;
+``check_shapes`` is a ``constexpr``, run at compile time with the static
+shapes, None for a size known only at run time).  With dynamic shapes the
+C++ InferShape checks the real shapes when they are known and raises a
+RuntimeError with the same message.
+
+The type checks must come first: a non-Tensor argument handed to a MindSpore
+``Custom`` primitive crashes the process (seen with MindSpore 2.10).
+"""
+from mindspore import Tensor
+from mindspore import dtype as mstype
+from mindspore.ops import constexpr
+
+REDUCTIONS = ("none", "mean", "sum")
+
+FLOAT16_32 = (mstype.float16, mstype.float32)
+FLOAT16_32_BF16 = (mstype.float16, mstype.float32, mstype.bfloat16)
+
+def dtype_name(dtype):
+    """'float32' for mstype.float32 (MindSpore prints 'Float32')."""
+    return str(dtype).lower()
+
+
+def type_name(value):
+    """The name of a Python value's type, for messages."""
+    return type(value).__name__
+
+
+def check_reduction(op_name, reduction):
+    """TypeError unless a str; ValueError unless one of 'none', 'mean', 'sum'."""
+    if not isinstance(reduction, str):
+        raise TypeError(f"For '{op_name}', 'reduction' must be a str, but got {type_name(reduction)}.")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"For '{op_name}', 'reduction' must be one of ['none', 'mean', 'sum'], "
+                         f"but got '{reduction}'.")
+
+
+def check_tensor(op_name, arg_name, value):
+    """TypeError unless value is a mindspore.Tensor (a Parameter is one)."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"For '{op_name}', '{arg_name}' must be a Tensor, but got {type_name(value)}.")
+
+
+def check_optional_tensor(op_name, arg_name, value):
+    """As check_tensor, with None allowed."""
+    if value is not None:
+        check_tensor(op_name, arg_name, value)
+
+
+def check_dtype(op_name, arg_name, dtype, allowed):
+    """TypeError unless dtype is one of allowed."""
+    if dtype not in allowed:
+        names = ", ".join(dtype_name(d) for d in allowed)
+        raise TypeError(f"For '{op_name}', the dtype of '{arg_name}' must be one of [{names}], "
+                        f"but got {dtype_name(dtype)}.")
+
+
+def check_same_dtype(op_name, arg_name, dtype, ref_name, ref_dtype):
+    """TypeError unless dtype equals ref_dtype (the BCELoss family's rule)."""
+    if dtype != ref_dtype:
+        raise TypeError(f"For '{op_name}', the dtype of '{arg_name}' must be the same as the dtype of "
+                        f"'{ref_name}' ({dtype_name(ref_dtype)}), but got {dtype_name(dtype)}.")
+
+
+def widest_float(dtypes):
+    """The dtype all operands are computed in: float32 if any operand is
+    float32 or float16 meets bfloat16, else their common 16-bit dtype."""
+    first = dtypes[0]
+    for d in dtypes:
+        if d == mstype.float32 or d != first:
+            return mstype.float32
+    return first
+
+
+def shape_text(shape):
+    """(2, 3) for [2, 3]; None stands for a size known only at run time."""
+    return str(tuple(None if _unknown(d) else d for d in shape))
+
+
+def _unknown(dim):
+    """Graph mode gives None (or -1) for a size known only at run time."""
+    return dim is None or dim < 0
+
+
+def _same_shape(shape, ref):
+    """False only when the shapes certainly differ."""
+    if shape is None or ref is None:  # rank unknown until run time
+        return True
+    return len(shape) == len(ref) and all(a == b or _unknown(a) or _unknown(b) for a, b in zip(shape, ref))
+
+
+def _broadcasts_to(shape, ref):
+    """numpy.broadcast_to(operand, ref) rules; False only when it certainly fails."""
+    if shape is None or ref is None:
+        return True
+    if len(shape) > len(ref):
+        return False
+    lead = len(ref) - len(shape)
+    return all(d == 1 or d == ref[lead + i] or _unknown(d) or _unknown(ref[lead + i]) for i, d in enumerate(shape))
+
+
+@constexpr
+def check_shapes(op_name, names, input_shape, target_shape, weight_shape, pos_weight_shape):
+    """ValueError unless target has input's shape and weight and pos_weight
+    (None: not given) broadcast to it.  names: the four arguments' names."""
+    if not _same_shape(target_shape, input_shape):
+        raise ValueError(f"For '{op_name}', the shape of '{names[1]}' must be the same as the shape of "
+                         f"'{names[0]}' {shape_text(input_shape)}, but got {shape_text(target_shape)}.")
+    for name, shape in ((names[2], weight_shape), (names[3], pos_weight_shape)):
+        if shape is not None and not _broadcasts_to(shape, input_shape):
+            raise ValueError(f"For '{op_name}', the shape of '{name}' {shape_text(shape)} can not broadcast "
+                             f"to the shape of '{names[0]}' {shape_text(input_shape)}.")

@@ -1,0 +1,4 @@
+"""Names mirroring ``mindspore.mint``."""
+from . import nn
+
+__all__ = ["nn"]

@@ -1,0 +1,65 @@
+"""Loss cells mirroring ``mindspore.mint.nn``: argument order and Cell state only."""
+from mindspore import nn as _ms_nn
+
+from ... import _validate
+from ...ops import _logits_loss
+from . import functional
+
+__all__ = ["BCEWithLogitsLoss", "functional"]
+
+_NAMES = ("input", "target", "weight", "pos_weight")
+
+
+class BCEWithLogitsLoss(_ms_nn.Cell):
+    r"""
+    Binary cross entropy with logits as a loss cell, with mint's argument order. Mirrors
+    :class:`mindspore.mint.nn.BCEWithLogitsLoss`; the computation is that of
+    :func:`ms_bce.ops.binary_cross_entropy_with_logits`.
+
+    Args:
+        weight (Tensor, optional): Rescaling weight, broadcastable to the input's shape.
+            Default: ``None``.
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        pos_weight (Tensor, optional): Weight of positive examples, broadcastable to the
+            input's shape. Default: ``None``.
+
+    Inputs:
+        - **input** (Tensor) - Logits, any shape; float16, float32 or bfloat16.
+        - **target** (Tensor) - The shape of `input`; float16, float32 or bfloat16.
+
+    Outputs:
+        Tensor with the dtype of `input`: its shape for ``'none'``, else 0-d.
+
+    Raises:
+        TypeError: If `reduction` is not a str, an argument is not a Tensor, or a dtype is
+            not float16, float32 or bfloat16.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, if the
+            shape of `target` differs from that of `input`, or if `weight` or `pos_weight`
+            can not be broadcast to it.
+
+    Supported Platforms:
+        ``CPU``
+
+    Examples:
+        >>> import mindspore
+        >>> from ms_bce import mint
+        >>> input = mindspore.tensor([[-0.8, 1.2, 0.7], [-0.1, -0.4, 0.7]])
+        >>> target = mindspore.tensor([[0.3, 0.8, 1.2], [-0.6, 0.1, 2.2]])
+        >>> loss = mint.nn.BCEWithLogitsLoss()
+        >>> output = loss(input, target)
+        >>> print(output)
+        0.3463612
+    """
+
+    def __init__(self, weight=None, reduction='mean', pos_weight=None):
+        super().__init__()
+        _validate.check_reduction("BCEWithLogitsLoss", reduction)
+        _validate.check_optional_tensor("BCEWithLogitsLoss", "weight", weight)
+        _validate.check_optional_tensor("BCEWithLogitsLoss", "pos_weight", pos_weight)
+        self.weight = weight
+        self.reduction = reduction
+        self.pos_weight = pos_weight
+
+    def construct(self, input, target):
+        return _logits_loss("BCEWithLogitsLoss", _NAMES, input, target, self.weight, self.pos_weight,
+                            self.reduction)

@@ -1,0 +1,50 @@
+"""Functions mirroring ``mindspore.mint.nn.functional`` (mint's argument order)."""
+from ...ops import _logits_loss
+
+__all__ = ["binary_cross_entropy_with_logits"]
+
+_NAMES = ("input", "target", "weight", "pos_weight")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean', pos_weight=None):
+    r"""
+    Binary cross entropy between the sigmoid of `input` and `target`. Mirrors
+    :func:`mindspore.mint.nn.functional.binary_cross_entropy_with_logits`, whose argument
+    order differs from :func:`ms_bce.ops.binary_cross_entropy_with_logits`: `reduction`
+    comes before `pos_weight`. Same computation, gradients, dtypes (float16, float32,
+    bfloat16) and errors as that function.
+
+    Args:
+        input (Tensor): Logits, any shape.
+        target (Tensor): Targets, the shape of `input`.
+        weight (Tensor, optional): Broadcastable to the shape of `input`. Default: ``None``.
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        pos_weight (Tensor, optional): Broadcastable to the shape of `input`. Default: ``None``.
+
+    Returns:
+        Tensor with the dtype of `input`: its shape for ``'none'``, else 0-d.
+
+    Raises:
+        TypeError: If `input`, `target`, `weight` or `pos_weight` is not a Tensor, or its
+            dtype is not float16, float32 or bfloat16, or `reduction` is not a str.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, if the
+            shape of `target` differs from that of `input`, or if `weight` or `pos_weight`
+            can not be broadcast to it.
+
+    Supported Platforms:
+        ``CPU``
+
+    Examples:
+        >>> import mindspore
+        >>> import numpy as np
+        >>> from mindspore import Tensor
+        >>> from ms_bce import mint
+        >>> input = Tensor(np.array([[-0.8, 1.2, 0.7], [-0.1, -0.4, 0.7]]), mindspore.float32)
+        >>> target = Tensor(np.array([[0.3, 0.8, 1.2], [-0.6, 0.1, 2.2]]), mindspore.float32)
+        >>> weight = Tensor(np.array([1.0, 1.0, 1.0]), mindspore.float32)
+        >>> pos_weight = Tensor(np.array([1.0, 1.0, 1.0]), mindspore.float32)
+        >>> output = mint.nn.functional.binary_cross_entropy_with_logits(input, target, weight, 'mean', pos_weight)
+        >>> print(output)
+        0.3463612
+    """
+    return _logits_loss("binary_cross_entropy_with_logits", _NAMES, input, target, weight, pos_weight, reduction)

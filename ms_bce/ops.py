@@ -1,0 +1,188 @@
+"""Operators mirroring ``mindspore.ops``: the real definitions.
+
+Each public name validates its arguments (``_validate``), casts the operands
+to one compute dtype, and calls the Custom AOT operator of ``_kernels`` whose
+bprop is our fused backward kernel.  ``nn`` and ``mint`` are thin re-spellings
+of these.
+"""
+from mindspore import nn as _ms_nn
+from mindspore import ops as _ms_ops
+from mindspore.ops._primitive_cache import _get_cache_prim
+
+from . import _kernels, _validate
+
+__all__ = ["BCEWithLogitsLoss", "binary_cross_entropy_with_logits"]
+
+_FUNCTIONAL_NAMES = ("input", "target", "weight", "pos_weight")
+_PRIMITIVE_NAMES = ("logits", "label", "weight", "pos_weight")
+
+
+def _cast(tensor, dtype):
+    return tensor if tensor.dtype == dtype else _ms_ops.cast(tensor, dtype)
+
+
+def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction):
+    """BCEWithLogitsLoss for every public spelling: op_name and names
+    (input, target, weight, pos_weight as that API calls them) go into the
+    error messages."""
+    _validate.check_reduction(op_name, reduction)
+    _validate.check_tensor(op_name, names[0], input)
+    _validate.check_tensor(op_name, names[1], target)
+    _validate.check_optional_tensor(op_name, names[2], weight)
+    _validate.check_optional_tensor(op_name, names[3], pos_weight)
+    allowed = _validate.FLOAT16_32_BF16
+    _validate.check_dtype(op_name, names[0], input.dtype, allowed)
+    _validate.check_dtype(op_name, names[1], target.dtype, allowed)
+    dtypes = (input.dtype, target.dtype)
+    if weight is not None:
+        _validate.check_dtype(op_name, names[2], weight.dtype, allowed)
+        dtypes = dtypes + (weight.dtype,)
+    if pos_weight is not None:
+        _validate.check_dtype(op_name, names[3], pos_weight.dtype, allowed)
+        dtypes = dtypes + (pos_weight.dtype,)
+    _validate.check_shapes(op_name, names, input.shape, target.shape,
+                           None if weight is None else weight.shape,
+                           None if pos_weight is None else pos_weight.shape)
+    # Mixed dtypes are computed in the widest one (the casts are MindSpore
+    # ops, so autodiff casts the gradients back); the result has input's dtype.
+    compute = _validate.widest_float(dtypes)
+    x = _cast(input, compute)
+    y = _cast(target, compute)
+    op = _get_cache_prim(_kernels.LossForward)("bce_with_logits", reduction, weight is not None,
+                                               pos_weight is not None)
+    if weight is None:
+        if pos_weight is None:
+            out = op(x, y)
+        else:
+            out = op(x, y, _cast(pos_weight, compute))
+    elif pos_weight is None:
+        out = op(x, y, _cast(weight, compute))
+    else:
+        out = op(x, y, _cast(weight, compute), _cast(pos_weight, compute))
+    return _cast(out, input.dtype)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction='mean'):
+    r"""
+    Binary cross entropy between the sigmoid of `input` (logits) and `target`, computed
+    by ms_bce's fused C++ kernels. Mirrors :func:`mindspore.ops.binary_cross_entropy_with_logits`.
+
+    With :math:`X` = `input`, :math:`Y` = `target`, :math:`W` = `weight` and :math:`P` =
+    `pos_weight` (each 1 when not given), broadcast to the shape of `input`:
+
+    .. math::
+        L = W \left[ (1 - Y)\,\mathrm{softplus}(X) + P\,Y\,\mathrm{softplus}(-X) \right],
+        \qquad \mathrm{softplus}(z) = \max(z, 0) + \log(1 + e^{-|z|})
+
+    which equals :math:`-W[P Y \log\sigma(X) + (1 - Y)\log(1 - \sigma(X))]` and keeps full
+    relative accuracy in both tails. A term whose coefficient is exactly zero contributes
+    exactly zero, so an infinite logit with the agreeing label gives 0 (not NaN).
+    Targets are not restricted to [0, 1].
+
+    ``'mean'`` returns :math:`\sum L / N` with :math:`N` the number of elements: the plain
+    mean of the weighted losses, as in MindSpore and PyTorch, not divided by the sum of the
+    weights. ``'sum'`` returns :math:`\sum L`. Sums are accumulated in double precision in
+    a fixed order, so they are deterministic and accurate to 1e-6 relative at any size.
+
+    The gradients of all four inputs are exact, including those of `weight` and
+    `pos_weight`, summed back to their own shapes (MindSpore's built-in returns zeros for
+    those two).
+
+    Args:
+        input (Tensor): Logits, any shape. float16, float32 or bfloat16.
+        target (Tensor): Targets, the shape of `input`. float16, float32 or bfloat16.
+        weight (Tensor, optional): Rescaling weight, broadcastable to the shape of `input`.
+            Default: ``None`` (all ones).
+        pos_weight (Tensor, optional): Weight of positive examples, broadcastable to the
+            shape of `input` (typically one value per class, along the last axis).
+            Default: ``None`` (all ones).
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Returns:
+        Tensor with the dtype of `input`: the shape of `input` for ``'none'``, else 0-d.
+        Operands of different float dtypes are computed in the widest of them.
+
+    Raises:
+        TypeError: If `input`, `target`, `weight` or `pos_weight` is not a Tensor.
+        TypeError: If the dtype of any of them is not float16, float32 or bfloat16.
+        TypeError: If `reduction` is not a str.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``.
+        ValueError: If the shape of `target` differs from the shape of `input`.
+        ValueError: If `weight` or `pos_weight` can not be broadcast to the shape of `input`.
+
+    Supported Platforms:
+        ``CPU``
+
+    Examples:
+        >>> import mindspore
+        >>> import numpy as np
+        >>> from mindspore import Tensor
+        >>> from ms_bce import ops
+        >>> input = Tensor(np.array([[-0.8, 1.2, 0.7], [-0.1, -0.4, 0.7]]), mindspore.float32)
+        >>> target = Tensor(np.array([[0.3, 0.8, 1.2], [-0.6, 0.1, 2.2]]), mindspore.float32)
+        >>> weight = Tensor(np.array([1.0, 1.0, 1.0]), mindspore.float32)
+        >>> pos_weight = Tensor(np.array([1.0, 1.0, 1.0]), mindspore.float32)
+        >>> output = ops.binary_cross_entropy_with_logits(input, target, weight, pos_weight)
+        >>> print(output)
+        0.3463612
+    """
+    return _logits_loss("binary_cross_entropy_with_logits", _FUNCTIONAL_NAMES,
+                        input, target, weight, pos_weight, reduction)
+
+
+class BCEWithLogitsLoss(_ms_nn.Cell):
+    r"""
+    Binary cross entropy with logits as an operator: constructed once with `reduction`,
+    called ``op(logits, label, weight, pos_weight)``. Mirrors
+    :class:`mindspore.ops.BCEWithLogitsLoss`; usable inside ``Cell.construct`` in graph
+    mode, under ``mindspore.jit`` and ``mindspore.vmap``. The computation is that of
+    :func:`ms_bce.ops.binary_cross_entropy_with_logits`.
+
+    (It is a ``Cell`` rather than a ``Primitive`` so that `weight` and `pos_weight` may be
+    ``None``, as MindSpore 2.10's primitive allows, and so that ``vmap`` accepts it.)
+
+    Args:
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Inputs:
+        - **logits** (Tensor) - Any shape; float16, float32 or bfloat16.
+        - **label** (Tensor) - The shape of `logits`; float16, float32 or bfloat16.
+        - **weight** (Tensor) - Broadcastable to the shape of `logits`, or ``None``.
+        - **pos_weight** (Tensor) - Broadcastable to the shape of `logits`, or ``None``.
+
+    Outputs:
+        Tensor with the dtype of `logits`: its shape for ``'none'``, else 0-d.
+
+    Raises:
+        TypeError: If `reduction` is not a str, or an input is not a Tensor, or an
+            input's dtype is not float16, float32 or bfloat16.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, if
+            `label`'s shape differs from `logits`'s, or if `weight` or `pos_weight` can
+            not be broadcast to it.
+
+    Supported Platforms:
+        ``CPU``
+
+    Examples:
+        >>> import mindspore
+        >>> import numpy as np
+        >>> from mindspore import Tensor
+        >>> from ms_bce import ops
+        >>> input = Tensor(np.array([[-0.8, 1.2, 0.7], [-0.1, -0.4, 0.7]]), mindspore.float32)
+        >>> target = Tensor(np.array([[0.3, 0.8, 1.2], [-0.6, 0.1, 2.2]]), mindspore.float32)
+        >>> weight = Tensor(np.array([1.0, 1.0, 1.0]), mindspore.float32)
+        >>> pos_weight = Tensor(np.array([1.0, 1.0, 1.0]), mindspore.float32)
+        >>> loss = ops.BCEWithLogitsLoss()
+        >>> output = loss(input, target, weight, pos_weight)
+        >>> print(output)
+        0.3463612
+    """
+
+    def __init__(self, reduction='mean'):
+        super().__init__()
+        _validate.check_reduction("BCEWithLogitsLoss", reduction)
+        self.reduction = reduction
+
+    def construct(self, logits, label, weight=None, pos_weight=None):
+        return _logits_loss("BCEWithLogitsLoss", _PRIMITIVE_NAMES, logits, label, weight, pos_weight,
+                            self.reduction)

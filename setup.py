@@ -1,0 +1,141 @@
+"""Build and install ms_bce.
+
+`pip install .` (or `pip install -e .`) compiles custom_ops/cpu/*.cc with the
+system C++ compiler into ms_bce/_lib/libms_bce_cpu-<hash>.so, a plain shared
+library (not a Python extension) that MindSpore's Custom(func_type="aot")
+loads by absolute path.  The hash covers sources, flags and compiler, so a
+rebuild is a new path (MindSpore keeps running a library already loaded from
+a path).
+"""
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.errors import CompileError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+with open(os.path.join(HERE, "ms_bce", "_version.py"), encoding="utf-8") as f:
+    VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+# -D_GLIBCXX_USE_CXX11_ABI=0: the InferShape functions return std::vector to
+# MindSpore, whose wheel is built with the old libstdc++ ABI.
+# No -ffast-math: NaN and inf must keep their IEEE meaning.
+CXXFLAGS = ["-std=c++20", "-O2", "-fPIC", "-fvisibility=hidden", "-fno-math-errno",
+            "-D_GLIBCXX_USE_CXX11_ABI=0", "-Wall", "-Wextra"]
+LDFLAGS = ["-shared"]
+
+
+def _find_cxx():
+    """The C++ compiler to use: $CXX if set, else the first of c++, g++, clang++."""
+    requested = os.environ.get("CXX")
+    candidates = [requested] if requested else ["c++", "g++", "clang++"]
+    for name in candidates:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise CompileError(
+        "ms_bce needs a C++20 compiler (g++ >= 10 or clang++ >= 14) to build its CPU kernels, "
+        f"but {'$CXX=' + repr(requested) + ' was not found' if requested else 'none of c++, g++, clang++ is on the PATH'}. "
+        "Install one (for example `apt-get install g++`) or set CXX to its path, then install again.")
+
+
+class KernelLibrary(Extension):
+    """A shared library of Custom AOT kernels, built from `sources` with flags we choose."""
+
+    def __init__(self, name, sources, headers):
+        super().__init__(name, sources=[])
+        self.kernel_sources = sources
+        self.kernel_headers = headers
+
+
+class BuildKernels(build_ext):
+    """build_ext that compiles KernelLibrary targets with the system compiler."""
+
+    def _digest(self, ext, cxx):
+        h = hashlib.sha256()
+        for path in ext.kernel_sources + ext.kernel_headers:
+            h.update(path.encode())
+            with open(path, "rb") as f:
+                h.update(f.read())
+        h.update(" ".join(CXXFLAGS + LDFLAGS).encode())
+        h.update(subprocess.run([cxx, "--version"], capture_output=True, check=False).stdout)
+        return h.hexdigest()[:12]
+
+    def _prepare(self, ext):
+        """Find the compiler and the content hash once per library."""
+        if not hasattr(ext, "digest"):
+            ext.cxx = _find_cxx()
+            ext.digest = self._digest(ext, ext.cxx)
+
+    def get_ext_filename(self, fullname):
+        # setuptools passes the dotted name, distutils' get_ext_fullpath only its last part
+        ext = next((e for e in self.extensions
+                    if fullname in (e.name, e.name.rpartition(".")[2])), None)
+        if isinstance(ext, KernelLibrary):
+            self._prepare(ext)
+            package, _, base = fullname.rpartition(".")
+            return os.path.join(*package.split("."), f"{base}-{ext.digest}.so")
+        return super().get_ext_filename(fullname)
+
+    def build_extension(self, ext):
+        if not isinstance(ext, KernelLibrary):
+            return super().build_extension(ext)
+        self._prepare(ext)
+        target = self.get_ext_fullpath(ext.name)
+        out_dir = os.path.dirname(target)
+        os.makedirs(out_dir, exist_ok=True)
+        # drop earlier builds, here and in the source tree (where an editable install copies it)
+        prefix = ext.name.rpartition(".")[2] + "-"
+        source_dir = os.path.join(HERE, *ext.name.split(".")[:-1])
+        for stale in glob.glob(os.path.join(out_dir, prefix + "*.so")) + glob.glob(os.path.join(source_dir, prefix + "*.so")):
+            if os.path.basename(stale) != os.path.basename(target):
+                os.remove(stale)
+        if os.path.exists(target):
+            return
+        obj_dir = os.path.join(self.build_temp, ext.name + "-" + ext.digest)
+        os.makedirs(obj_dir, exist_ok=True)
+
+        def compile_one(src):
+            obj = os.path.join(obj_dir, os.path.basename(src) + ".o")
+            cmd = [ext.cxx, *CXXFLAGS, "-c", src, "-o", obj]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise CompileError(f"compiling {src} failed:\n{' '.join(cmd)}\n{proc.stderr}")
+            return obj
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            objects = list(pool.map(compile_one, ext.kernel_sources))
+        cmd = [ext.cxx, *LDFLAGS, *objects, "-o", target]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise CompileError(f"linking {target} failed:\n{' '.join(cmd)}\n{proc.stderr}")
+        print(f"ms_bce: built {target}")
+
+
+def _rel(pattern):
+    return sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, pattern)))
+
+
+setup(
+    name="ms_bce",
+    version=VERSION,
+    description="Binary cross entropy losses for MindSpore on our own C++ kernels (Custom AOT ops)",
+    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["ms_bce", "ms_bce.*"]),
+    install_requires=["mindspore==2.10.0", "numpy<2"],
+    extras_require={"test": ["pytest>=7"]},
+    ext_modules=[
+        KernelLibrary("ms_bce._lib.libms_bce_cpu", _rel("custom_ops/cpu/*.cc"), _rel("custom_ops/cpu/*.h")),
+    ],
+    cmdclass={"build_ext": BuildKernels},
+    zip_safe=False,
+)

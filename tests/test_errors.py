@@ -1,0 +1,134 @@
+"""Every row of the spec's error table, for every public name, in PyNative and
+graph mode: the exception type and a MindSpore-style message naming the
+operator and the argument, raised by the call itself (the result is never
+read: MindSpore's built-in defers several of these until it is)."""
+import re
+
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import Tensor
+
+from tests.conftest import call, to_ms
+from tests.test_bce_with_logits_forward import APIS
+
+# API -> (name in messages, argument names: input, target, weight, pos_weight)
+NAMES = {
+    "ops.binary_cross_entropy_with_logits": ("binary_cross_entropy_with_logits",
+                                             ("input", "target", "weight", "pos_weight")),
+    "mint.nn.functional.binary_cross_entropy_with_logits": ("binary_cross_entropy_with_logits",
+                                                            ("input", "target", "weight", "pos_weight")),
+    "ops.BCEWithLogitsLoss": ("BCEWithLogitsLoss", ("logits", "label", "weight", "pos_weight")),
+    "nn.BCEWithLogitsLoss": ("BCEWithLogitsLoss", ("logits", "labels", "weight", "pos_weight")),
+    "mint.nn.BCEWithLogitsLoss": ("BCEWithLogitsLoss", ("input", "target", "weight", "pos_weight")),
+}
+
+GOOD = {"x": to_ms(np.zeros((2, 3))), "y": to_ms(np.zeros((2, 3))), "w": to_ms(np.ones(3)), "p": to_ms(np.ones((2, 1))),
+        "reduction": "mean"}
+
+
+def invoke(api, **bad):
+    """Builds the API's loss (cells validate at construction) and calls it, with
+    the given arguments replacing good ones; every argument reaches the call as
+    a constant, so graph mode sees exactly what PyNative sees."""
+    a = {**GOOD, **bad}
+    loss = APIS[api](a["w"], a["p"], a["reduction"])
+
+    def f():
+        return loss(a["x"], a["y"])
+    return call(f)
+
+
+def raises(exc, pattern):
+    return pytest.raises(exc, match=re.escape(pattern))
+
+
+@pytest.mark.parametrize("api", list(APIS))
+class TestErrorTable:
+    def test_input_not_a_tensor(self, mode, api):
+        op, names = NAMES[api]
+        with raises(TypeError, f"For '{op}', '{names[0]}' must be a Tensor, but got float."):
+            invoke(api, x=1.5)
+
+    def test_target_not_a_tensor(self, mode, api):
+        op, names = NAMES[api]
+        with raises(TypeError, f"For '{op}', '{names[1]}' must be a Tensor, but got list."):
+            invoke(api, y=[[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+
+    def test_weight_not_a_tensor(self, mode, api):
+        op, names = NAMES[api]
+        with raises(TypeError, f"For '{op}', '{names[2]}' must be a Tensor, but got float."):
+            invoke(api, w=2.0)
+
+    def test_pos_weight_not_a_tensor(self, mode, api):
+        op, names = NAMES[api]
+        with raises(TypeError, f"For '{op}', '{names[3]}' must be a Tensor, but got int."):
+            invoke(api, p=3)
+
+    def test_input_dtype_outside_documented_set(self, mode, api):
+        op, names = NAMES[api]
+        with raises(TypeError, f"For '{op}', the dtype of '{names[0]}' must be one of [float16, float32, bfloat16], "
+                               "but got int32."):
+            invoke(api, x=Tensor(np.zeros((2, 3), np.int32)))
+
+    def test_target_dtype_outside_documented_set(self, mode, api):
+        op, names = NAMES[api]
+        with raises(TypeError, f"For '{op}', the dtype of '{names[1]}' must be one of [float16, float32, bfloat16], "
+                               "but got float64."):
+            invoke(api, y=Tensor(np.zeros((2, 3), np.float64)))
+
+    def test_weight_dtypes_outside_documented_set(self, mode, api):
+        op, names = NAMES[api]
+        with raises(TypeError, f"the dtype of '{names[2]}' must be one of [float16, float32, bfloat16], but got bool."):
+            invoke(api, w=Tensor(np.ones(3, np.bool_)))
+        with raises(TypeError, f"the dtype of '{names[3]}' must be one of [float16, float32, bfloat16], but got int64."):
+            invoke(api, p=Tensor(np.ones(3, np.int64)))
+
+    def test_reduction_not_a_str(self, mode, api):
+        op, _ = NAMES[api]
+        op = "BCEWithLogitsLoss" if api.endswith("Loss") else op
+        with raises(TypeError, f"For '{op}', 'reduction' must be a str, but got int."):
+            invoke(api, reduction=1)
+        with raises(TypeError, "'reduction' must be a str, but got NoneType."):
+            invoke(api, reduction=None)
+
+    def test_reduction_not_a_known_value(self, mode, api):
+        op, _ = NAMES[api]
+        with raises(ValueError, f"For '{op}', 'reduction' must be one of ['none', 'mean', 'sum'], but got 'avg'."):
+            invoke(api, reduction="avg")
+        with raises(ValueError, "but got 'Mean'."):
+            invoke(api, reduction="Mean")
+
+    def test_weight_not_broadcastable(self, mode, api):
+        op, names = NAMES[api]
+        with raises(ValueError, f"For '{op}', the shape of '{names[2]}' (4,) can not broadcast to the shape of "
+                                f"'{names[0]}' (2, 3)."):
+            invoke(api, w=to_ms(np.ones(4)))
+
+    def test_pos_weight_not_broadcastable(self, mode, api):
+        op, names = NAMES[api]
+        with raises(ValueError, f"For '{op}', the shape of '{names[3]}' (3, 2) can not broadcast to the shape of "
+                                f"'{names[0]}' (2, 3)."):
+            invoke(api, p=to_ms(np.ones((3, 2))))
+        with raises(ValueError, f"the shape of '{names[3]}' (1, 2, 3) can not broadcast"):
+            invoke(api, p=to_ms(np.ones((1, 2, 3))))  # broadcasting would grow the result
+
+    def test_target_shape_differs(self, mode, api):
+        op, names = NAMES[api]
+        with raises(ValueError, f"For '{op}', the shape of '{names[1]}' must be the same as the shape of "
+                                f"'{names[0]}' (2, 3), but got (3, 2)."):
+            invoke(api, y=to_ms(np.zeros((3, 2))))
+        with raises(ValueError, "but got (1, 3)."):
+            invoke(api, y=to_ms(np.zeros((1, 3))))  # broadcastable is not enough for the target
+
+
+def test_pynative_errors_raise_at_the_call_not_when_read():
+    """A PyNative call with a bad shape raises before returning: nothing is
+    launched (a kernel error would surface only when the result is read)."""
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    import ms_bce
+    with pytest.raises(ValueError):
+        ms_bce.ops.binary_cross_entropy_with_logits(GOOD["x"], to_ms(np.zeros(3)))
+    # the process and the op are still usable afterwards
+    out = ms_bce.ops.binary_cross_entropy_with_logits(GOOD["x"], GOOD["y"])
+    np.testing.assert_allclose(out.asnumpy(), np.log(2.0), rtol=1e-7)

@@ -1,0 +1,115 @@
+"""The C entry points called directly through ctypes, outside MindSpore: valid
+calls give the reference's values, malformed calls return their error code
+(custom_ops/cpu/common.h: Status) and touch nothing."""
+import ctypes
+
+import numpy as np
+import pytest
+
+from ms_bce import _kernels
+from tests import reference as ref
+
+OK, BAD_PARAM_COUNT, BAD_DTYPE, BAD_SHAPE, BAD_RANK, NULL_DATA = 0, 1, 2, 3, 4, 5
+
+
+@pytest.fixture(scope="module")
+def lib():
+    return ctypes.CDLL(_kernels.library_path("CPU"))
+
+
+def launch(lib, name, arrays, dtypes=None, ndims=None, shapes=None, nparam=None, null=()):
+    """Calls entry point `name` with numpy arrays as its tensors (inputs, then
+    outputs); dtypes/ndims/shapes/nparam override what the arrays say, and the
+    data pointers at the indices in `null` are NULL."""
+    n = len(arrays)
+    params = (ctypes.c_void_p * n)(*[None if i in null else a.ctypes.data for i, a in enumerate(arrays)])
+    nd = ndims if ndims is not None else [a.ndim for a in arrays]
+    c_ndims = (ctypes.c_int * n)(*nd)
+    shape_store = [np.array(s if s is not None else a.shape, dtype=np.int64)
+                   for a, s in zip(arrays, shapes or [None] * n)]
+    c_shapes = (ctypes.POINTER(ctypes.c_int64) * n)(
+        *[s.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)) for s in shape_store])
+    names = dtypes or [{np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}[a.dtype] for a in arrays]
+    c_dtypes = (ctypes.c_char_p * n)(*[d.encode() for d in names])
+    fn = getattr(lib, name)
+    fn.restype = ctypes.c_int
+    return fn(ctypes.c_int(n if nparam is None else nparam), params, c_ndims, c_shapes, c_dtypes, None, None)
+
+
+def case(shape=(3, 4)):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape).astype(np.float32)
+    y = rng.random(shape).astype(np.float32)
+    w = rng.uniform(0.5, 2, shape[-1:]).astype(np.float32)
+    return x, y, w
+
+
+def test_valid_forward_and_backward_calls(lib):
+    x, y, w = case()
+    out = np.zeros((), np.float32)
+    assert launch(lib, "bce_with_logits_forward_sum_w", [x, y, w, out]) == OK
+    np.testing.assert_allclose(out, ref.bce_with_logits(x, y, w, None, "sum"), rtol=1e-6)
+    dout = np.ones((), np.float32)
+    dx, dy, dw = np.zeros_like(x), np.zeros_like(y), np.zeros_like(w)
+    assert launch(lib, "bce_with_logits_backward_sum_w", [x, y, w, dout, dx, dy, dw]) == OK
+    want = ref.bce_with_logits_grads(x, y, w, None, "sum")
+    np.testing.assert_allclose(dx, want[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dw, want[2], rtol=1e-6)
+
+
+def test_float16_call(lib):
+    x, y, _ = case()
+    x16, y16 = x.astype(np.float16), y.astype(np.float16)
+    out = np.zeros(x.shape, np.float16)
+    assert launch(lib, "bce_with_logits_forward_none", [x16, y16, out]) == OK
+    np.testing.assert_allclose(out, ref.bce_with_logits(x16, y16, reduction="none"), rtol=1e-3)
+
+
+def test_wrong_parameter_count(lib):
+    x, y, w = case()
+    out = np.full((), 7.0, np.float32)
+    assert launch(lib, "bce_with_logits_forward_sum_w", [x, y, w, out], nparam=3) == BAD_PARAM_COUNT
+    assert launch(lib, "bce_with_logits_forward_sum", [x, y, w, out]) == BAD_PARAM_COUNT
+    assert launch(lib, "bce_with_logits_forward_sum_w", [x, y, w, out], nparam=-1) == BAD_PARAM_COUNT
+    assert out == 7.0  # untouched
+
+
+def test_unknown_or_mixed_dtype(lib):
+    x, y, _ = case()
+    out = np.zeros((), np.float32)
+    assert launch(lib, "bce_with_logits_forward_sum", [x, y, out], dtypes=["float64", "float64", "float64"]) == BAD_DTYPE
+    assert launch(lib, "bce_with_logits_forward_sum", [x, y, out], dtypes=["float32", "int8", "float32"]) == BAD_DTYPE
+    assert launch(lib, "bce_with_logits_forward_sum", [x, y, out], dtypes=["float32", "float16", "float32"]) == BAD_DTYPE
+
+
+def test_mismatched_shapes(lib):
+    x, y, w = case()
+    out = np.zeros((), np.float32)
+    assert launch(lib, "bce_with_logits_forward_sum", [x, y.reshape(4, 3), out]) == BAD_SHAPE
+    assert launch(lib, "bce_with_logits_forward_sum_w", [x, y, np.ones(3, np.float32), out]) == BAD_SHAPE
+    assert launch(lib, "bce_with_logits_forward_none", [x, y, np.zeros(3, np.float32)]) == BAD_SHAPE  # output
+    assert launch(lib, "bce_with_logits_forward_sum", [x, y, np.zeros(1, np.float32)]) == BAD_SHAPE  # not 0-d
+    dx = np.zeros_like(x)
+    assert launch(lib, "bce_with_logits_backward_sum_w",
+                  [x, y, w, np.ones((), np.float32), dx, dx, np.zeros(1, np.float32)]) == BAD_SHAPE
+
+
+def test_bad_ranks_and_dimensions(lib):
+    x, y, _ = case()
+    out = np.zeros((), np.float32)
+    assert launch(lib, "bce_with_logits_forward_sum", [x, y, out], ndims=[-1, 2, 0]) == BAD_RANK
+    assert launch(lib, "bce_with_logits_forward_sum", [x, y, out], ndims=[17, 17, 0],
+                  shapes=[[1] * 17, [1] * 17, []]) == BAD_RANK
+    assert launch(lib, "bce_with_logits_forward_sum", [x, y, out], shapes=[[3, -4], [3, -4], []]) == BAD_RANK
+    huge = [2 ** 40, 2 ** 40]  # element count overflows int64
+    assert launch(lib, "bce_with_logits_forward_sum", [x, y, out], shapes=[huge, huge, []]) == BAD_RANK
+
+
+def test_null_data(lib):
+    x, y, _ = case()
+    out = np.zeros((), np.float32)
+    assert launch(lib, "bce_with_logits_forward_sum", [x, y, out], null=(1,)) == NULL_DATA
+    assert launch(lib, "bce_with_logits_forward_sum", [x, y, out], null=(2,)) == NULL_DATA
+    empty = np.zeros((0, 4), np.float32)
+    assert launch(lib, "bce_with_logits_forward_sum", [empty, empty, out], null=(0, 1)) == OK  # nothing to read
+    assert out == 0.0
