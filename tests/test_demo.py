@@ -11,4 +11,6 @@ def test_demo_trains_and_agrees_with_builtin(capsys):
         ms.set_context(mode=ms.PYNATIVE_MODE)
     out = capsys.readouterr().out
     assert "epoch  8/8" in out
-    assert "the loss fell and both implementations agree" in out
+    assert "ms_bce and the built-in agree" in out
+    first, last = (float(v) for v in out.split("result: the loss went from ")[1].split(" (")[0].split(" to "))
+    assert last < 0.5 * first  # eight epochs take the loss well below its start
