@@ -66,6 +66,30 @@ def check_same_dtype(op_name, arg_name, dtype, ref_name, ref_dtype):
                         f"'{ref_name}' ({dtype_name(ref_dtype)}), but got {dtype_name(dtype)}.")
 
 
+def check_loss_args(op_name, names, allowed, input, target, weight, pos_weight, reduction, same_dtype):
+    """The whole error table for one call of a loss: reduction, Tensor-ness,
+    dtypes (each in `allowed`; with same_dtype, all equal to input's), shapes.
+    names: how this API calls input, target, weight, pos_weight."""
+    check_reduction(op_name, reduction)
+    check_tensor(op_name, names[0], input)
+    check_tensor(op_name, names[1], target)
+    check_optional_tensor(op_name, names[2], weight)
+    check_optional_tensor(op_name, names[3], pos_weight)
+    check_dtype(op_name, names[0], input.dtype, allowed)
+    check_dtype(op_name, names[1], target.dtype, allowed)
+    if same_dtype:
+        check_same_dtype(op_name, names[1], target.dtype, names[0], input.dtype)
+    if weight is not None:
+        check_dtype(op_name, names[2], weight.dtype, allowed)
+        if same_dtype:
+            check_same_dtype(op_name, names[2], weight.dtype, names[0], input.dtype)
+    if pos_weight is not None:
+        check_dtype(op_name, names[3], pos_weight.dtype, allowed)
+    check_shapes(op_name, names, input.shape, target.shape,
+                 None if weight is None else weight.shape,
+                 None if pos_weight is None else pos_weight.shape)
+
+
 def widest_float(dtypes):
     """The dtype all operands are computed in: float32 if any operand is
     float32 or float16 meets bfloat16, else their common 16-bit dtype."""

@@ -25,24 +25,13 @@ def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction):
     """BCEWithLogitsLoss for every public spelling: op_name and names
     (input, target, weight, pos_weight as that API calls them) go into the
     error messages."""
-    _validate.check_reduction(op_name, reduction)
-    _validate.check_tensor(op_name, names[0], input)
-    _validate.check_tensor(op_name, names[1], target)
-    _validate.check_optional_tensor(op_name, names[2], weight)
-    _validate.check_optional_tensor(op_name, names[3], pos_weight)
-    allowed = _validate.FLOAT16_32_BF16
-    _validate.check_dtype(op_name, names[0], input.dtype, allowed)
-    _validate.check_dtype(op_name, names[1], target.dtype, allowed)
+    _validate.check_loss_args(op_name, names, _validate.FLOAT16_32_BF16, input, target, weight, pos_weight,
+                              reduction, same_dtype=False)
     dtypes = (input.dtype, target.dtype)
     if weight is not None:
-        _validate.check_dtype(op_name, names[2], weight.dtype, allowed)
         dtypes = dtypes + (weight.dtype,)
     if pos_weight is not None:
-        _validate.check_dtype(op_name, names[3], pos_weight.dtype, allowed)
         dtypes = dtypes + (pos_weight.dtype,)
-    _validate.check_shapes(op_name, names, input.shape, target.shape,
-                           None if weight is None else weight.shape,
-                           None if pos_weight is None else pos_weight.shape)
     # Mixed dtypes are computed in the widest one (the casts are MindSpore
     # ops, so autodiff casts the gradients back); the result has input's dtype.
     compute = _validate.widest_float(dtypes)
