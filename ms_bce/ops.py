@@ -25,6 +25,7 @@ def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction):
     """BCEWithLogitsLoss for every public spelling: op_name and names
     (input, target, weight, pos_weight as that API calls them) go into the
     error messages."""
+    _validate.check_parallel_mode(op_name)
     _validate.check_reduction(op_name, reduction)
     _validate.check_tensor(op_name, names[0], input)
     _validate.check_tensor(op_name, names[1], target)
