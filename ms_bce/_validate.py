@@ -10,8 +10,11 @@ RuntimeError with the same message.
 
 The type checks must come first: a non-Tensor argument handed to a MindSpore
 ``Custom`` primitive crashes the process (seen with MindSpore 2.10).
+
+``check_parallel_mode`` is not in the spec's table: it refuses the parallel
+modes in which MindSpore would shard the loss itself (see docs/design.md).
 """
-from mindspore import Tensor
+from mindspore import Tensor, get_auto_parallel_context
 from mindspore import dtype as mstype
 from mindspore.ops import constexpr
 
@@ -19,6 +22,12 @@ REDUCTIONS = ("none", "mean", "sum")
 
 FLOAT16_32 = (mstype.float16, mstype.float32)
 FLOAT16_32_BF16 = (mstype.float16, mstype.float32, mstype.bfloat16)
+
+# Parallel modes in which MindSpore shards each operator by a strategy: ms_bce's
+# Custom operators have none (data parallelism needs none: the loss runs whole
+# on each worker's rows, and only the parameters' gradients are all-reduced).
+SHARDING_PARALLEL_MODES = ("semi_auto_parallel", "auto_parallel")
+
 
 def dtype_name(dtype):
     """'float32' for mstype.float32 (MindSpore prints 'Float32')."""
@@ -70,6 +79,7 @@ def check_loss_args(op_name, names, allowed, input, target, weight, pos_weight, 
     """The whole error table for one call of a loss: reduction, Tensor-ness,
     dtypes (each in `allowed`; with same_dtype, all equal to input's), shapes.
     names: how this API calls input, target, weight, pos_weight."""
+    check_parallel_mode(op_name)
     check_reduction(op_name, reduction)
     check_tensor(op_name, names[0], input)
     check_tensor(op_name, names[1], target)
@@ -138,3 +148,17 @@ def check_shapes(op_name, names, input_shape, target_shape, weight_shape, pos_we
         if shape is not None and not _broadcasts_to(shape, input_shape):
             raise ValueError(f"For '{op_name}', the shape of '{name}' {shape_text(shape)} can not broadcast "
                              f"to the shape of '{names[0]}' {shape_text(input_shape)}.")
+
+
+@constexpr
+def check_parallel_mode(op_name):
+    """RuntimeError under SEMI_AUTO_PARALLEL or AUTO_PARALLEL, saying what is
+    supported.  A constexpr, so graph mode runs it (in Python) while the graph
+    compiles, before MindSpore's parallel passes look at the operators."""
+    mode = get_auto_parallel_context("parallel_mode")
+    if mode in SHARDING_PARALLEL_MODES:
+        raise RuntimeError(
+            f"For '{op_name}', the parallel mode '{mode}' is not supported: ms_bce's Custom operators have "
+            "no sharding strategy. Use ParallelMode.DATA_PARALLEL (with gradients_mean=True; each worker "
+            "computes the loss on its own part of the batch) or stand-alone training. (MindSpore 2.10 runs "
+            "semi_auto_parallel and auto_parallel only on Ascend and GPU.)")
