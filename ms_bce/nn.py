@@ -3,10 +3,11 @@ the computation is that of ``ms_bce.ops``."""
 from mindspore import nn as _ms_nn
 
 from . import _validate
-from .ops import _logits_loss
+from .ops import _logits_loss, _probability_loss
 
-__all__ = ["BCEWithLogitsLoss"]
+__all__ = ["BCEWithLogitsLoss", "BCELoss"]
 
+# how these cells name input, target, weight, pos_weight in messages (both families)
 _NAMES = ("logits", "labels", "weight", "pos_weight")
 
 
@@ -68,3 +69,64 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
     def construct(self, logits, labels):
         return _logits_loss("BCEWithLogitsLoss", _NAMES, logits, labels, self.weight, self.pos_weight,
                             self.reduction)
+
+
+class BCELoss(_ms_nn.Cell):
+    r"""
+    Binary cross entropy on probabilities as a loss cell. Mirrors
+    :class:`mindspore.nn.BCELoss`; the computation (MindSpore's :math:`\epsilon = 10^{-12}`
+    added inside each logarithm, PyTorch's -100 clamp not used), gradients and errors are
+    those of :func:`ms_bce.ops.binary_cross_entropy`.
+
+    `weight` broadcasts to the shape of the input (MindSpore documents a weight of the
+    input's shape; its built-in accepts a broadcastable one but misreads it), and may be a
+    ``Parameter`` (its gradient is exact).
+
+    Args:
+        weight (Tensor, optional): Rescaling weight of the input's dtype, broadcastable to
+            its shape. Default: ``None``.
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Inputs:
+        - **logits** (Tensor) - Probabilities (the output of a sigmoid), any shape; float16
+          or float32.
+        - **labels** (Tensor) - The shape and dtype of `logits`.
+
+    Outputs:
+        Tensor with the dtype of `logits`: its shape for ``'none'``, else 0-d.
+
+    Raises:
+        TypeError: If `weight` is neither a Tensor nor ``None``, an input is not a Tensor,
+            or a dtype is not float16 or float32 or differs from that of `logits`.
+        TypeError: If `reduction` is not a str.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``.
+        ValueError: If the shape of `labels` differs from that of `logits`, or `weight` can
+            not be broadcast to it.
+
+    Supported Platforms:
+        ``CPU``
+
+    Examples:
+        >>> import mindspore as ms
+        >>> import numpy as np
+        >>> from ms_bce import nn
+        >>> weight = ms.Tensor(np.array([[1.0, 2.0, 3.0], [4.0, 3.3, 2.2]]), ms.float32)
+        >>> loss = nn.BCELoss(weight=weight, reduction='mean')
+        >>> logits = ms.Tensor(np.array([[0.1, 0.2, 0.3], [0.5, 0.7, 0.9]]), ms.float32)
+        >>> labels = ms.Tensor(np.array([[0, 1, 0], [0, 0, 1]]), ms.float32)
+        >>> output = loss(logits, labels)
+        >>> print(output)
+        1.8952923
+    """
+
+    def __init__(self, weight=None, reduction='mean'):
+        super().__init__()
+        _validate.check_reduction("BCELoss", reduction)
+        _validate.check_optional_tensor("BCELoss", "weight", weight)
+        self.weight = weight
+        self.reduction = reduction
+
+    def construct(self, logits, labels):
+        return _probability_loss("BCELoss", _NAMES, _validate.FLOAT16_32, logits, labels, self.weight,
+                                 self.reduction)
+

@@ -11,10 +11,11 @@ from mindspore.ops._primitive_cache import _get_cache_prim
 
 from . import _kernels, _validate
 
-__all__ = ["BCEWithLogitsLoss", "binary_cross_entropy_with_logits"]
+__all__ = ["BCEWithLogitsLoss", "binary_cross_entropy_with_logits", "BinaryCrossEntropy", "binary_cross_entropy"]
 
 _FUNCTIONAL_NAMES = ("input", "target", "weight", "pos_weight")
 _PRIMITIVE_NAMES = ("logits", "label", "weight", "pos_weight")
+_BCE_NAMES = ("logits", "labels", "weight", "pos_weight")
 
 
 def _cast(tensor, dtype):
@@ -175,3 +176,137 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
     def construct(self, logits, label, weight=None, pos_weight=None):
         return _logits_loss("BCEWithLogitsLoss", _PRIMITIVE_NAMES, logits, label, weight, pos_weight,
                             self.reduction)
+
+
+def _probability_loss(op_name, names, allowed, input, target, weight, reduction):
+    """BCELoss for every public spelling: op_name and names (input, target,
+    weight as that API calls them) go into the error messages; allowed: the
+    dtypes that API documents.  Target and weight must have input's dtype."""
+    _validate.check_loss_args(op_name, names, allowed, input, target, weight, None, reduction, same_dtype=True)
+    op = _get_cache_prim(_kernels.LossForward)("bce", reduction, weight is not None, False)
+    if weight is None:
+        return op(input, target)
+    return op(input, target, weight)
+
+
+def binary_cross_entropy(logits, labels, weight=None, reduction='mean'):
+    r"""
+    Binary cross entropy between probabilities `logits` and targets `labels`, computed by
+    ms_bce's fused C++ kernels. Mirrors :func:`mindspore.ops.binary_cross_entropy`.
+
+    With :math:`p` = `logits`, :math:`Y` = `labels`, :math:`W` = `weight` (1 when not
+    given, broadcast to the shape of `logits`) and :math:`\epsilon = 10^{-12}`:
+
+    .. math::
+        L = -W \left[ Y \log(p + \epsilon) + (1 - Y) \log((1 - p) + \epsilon) \right]
+
+    This is MindSpore 2.10's rule, found by experiment and matched: :math:`\epsilon` is
+    added inside each logarithm (no clamp), and :math:`p + \epsilon` and
+    :math:`(1 - p) + \epsilon` are formed in float32 as the built-in forms them, so
+    :math:`p = 0, Y = 1` gives :math:`-\log\epsilon = 27.631021`. The logarithms and
+    the rest are evaluated in double precision, so float16 inputs at :math:`p = 0` or
+    :math:`1` give a finite loss (the built-in adds :math:`\epsilon` in float16, where it
+    vanishes, and returns inf). PyTorch differs: it clamps each logarithm at -100, so
+    :math:`p = 0, Y = 1` gives 100 there. Probabilities outside :math:`[0, 1]` give NaN
+    (the built-in raises a RuntimeError at the next synchronisation).
+
+    ``'mean'`` divides the sum by the number of elements (not by the sum of the weights);
+    the mean of an empty tensor is NaN and its sum 0. A `weight` that broadcasts is
+    applied with broadcasting (the built-in accepts such a weight but misreads it).
+
+    Gradients are the exact derivatives of this forward, for all three inputs:
+    :math:`\partial L/\partial p = W[(1 - Y)/((1 - p) + \epsilon) - Y/(p + \epsilon)]`,
+    finite at :math:`p = 0` and :math:`1`;
+    :math:`\partial L/\partial Y = W[\log((1 - p) + \epsilon) - \log(p + \epsilon)]`;
+    :math:`\partial L/\partial W = L / W`, summed back to the shape of `weight` (the
+    built-in returns zeros for the weight).
+
+    Args:
+        logits (Tensor): Probabilities, any shape; float16 or float32.
+        labels (Tensor): Targets, the shape and dtype of `logits`.
+        weight (Tensor, optional): Rescaling weight of the dtype of `logits`, broadcastable
+            to its shape. Default: ``None``.
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Returns:
+        Tensor with the dtype of `logits`: its shape for ``'none'``, else 0-d.
+
+    Raises:
+        TypeError: If `logits`, `labels` or `weight` is not a Tensor.
+        TypeError: If the dtype of `logits`, `labels` or `weight` is neither float16 nor
+            float32, or `labels` or `weight` has another dtype than `logits`.
+        TypeError: If `reduction` is not a str.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``.
+        ValueError: If the shape of `labels` differs from that of `logits`, or `weight`
+            can not be broadcast to it.
+
+    Supported Platforms:
+        ``CPU``
+
+    Examples:
+        >>> import mindspore
+        >>> import numpy as np
+        >>> from mindspore import Tensor
+        >>> from ms_bce import ops
+        >>> logits = Tensor(np.array([0.2, 0.7, 0.1]), mindspore.float32)
+        >>> labels = Tensor(np.array([0., 1., 0.]), mindspore.float32)
+        >>> weight = Tensor(np.array([1, 2, 2]), mindspore.float32)
+        >>> output = ops.binary_cross_entropy(logits, labels, weight)
+        >>> print(output)
+        0.38240486
+    """
+    return _probability_loss("binary_cross_entropy", _BCE_NAMES, _validate.FLOAT16_32, logits, labels, weight,
+                             reduction)
+
+
+class BinaryCrossEntropy(_ms_nn.Cell):
+    r"""
+    Binary cross entropy on probabilities as an operator: constructed once with
+    `reduction`, called ``op(logits, labels, weight)`` (`weight` may be ``None``). Mirrors
+    :class:`mindspore.ops.BinaryCrossEntropy`; the computation, gradients and errors are
+    those of :func:`ms_bce.ops.binary_cross_entropy` (`reduction` is checked at
+    construction).
+
+    Args:
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Inputs:
+        - **logits** (Tensor) - Probabilities, any shape; float16 or float32.
+        - **labels** (Tensor) - The shape and dtype of `logits`.
+        - **weight** (Tensor) - The dtype of `logits`, broadcastable to its shape; or ``None``.
+
+    Outputs:
+        Tensor with the dtype of `logits`: its shape for ``'none'``, else 0-d.
+
+    Raises:
+        TypeError: If `reduction` is not a str, an input is not a Tensor, or a dtype is not
+            float16 or float32 or differs from that of `logits`.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, the
+            shape of `labels` differs from that of `logits`, or `weight` can not be
+            broadcast to it.
+
+    Supported Platforms:
+        ``CPU``
+
+    Examples:
+        >>> import mindspore
+        >>> import numpy as np
+        >>> from mindspore import Tensor
+        >>> from ms_bce import ops
+        >>> binary_cross_entropy = ops.BinaryCrossEntropy()
+        >>> logits = Tensor(np.array([0.2, 0.7, 0.1]), mindspore.float32)
+        >>> labels = Tensor(np.array([0., 1., 0.]), mindspore.float32)
+        >>> weight = Tensor(np.array([1, 2, 2]), mindspore.float32)
+        >>> output = binary_cross_entropy(logits, labels, weight)
+        >>> print(output)
+        0.38240486
+    """
+
+    def __init__(self, reduction='mean'):
+        super().__init__()
+        _validate.check_reduction("BinaryCrossEntropy", reduction)
+        self.reduction = reduction
+
+    def construct(self, logits, labels, weight=None):
+        return _probability_loss("BinaryCrossEntropy", _BCE_NAMES, _validate.FLOAT16_32, logits, labels, weight,
+                                 self.reduction)

@@ -112,3 +112,61 @@ def bce_with_logits_seed_form(x, y, weight=None, pos_weight=None):
     float64: equal to the stable form for finite inputs, used to cross-check it."""
     x, y, w, p = _logits_operands(x, y, weight, pos_weight)
     return w * ((1.0 - y) * x + (1.0 + (p - 1.0) * y) * softplus(-x))
+
+
+# ------------------------------------------------------------------- BCE ---
+
+BCE_EPS = np.float32(1e-12)
+
+
+def bce_guarded(p):
+    """MindSpore 2.10's guarded arguments a = p + eps and b = (1 - p) + eps, each
+    formed in float32 as the built-in forms them (p is float32-representable),
+    returned as float64."""
+    p32 = np.asarray(p, np.float64).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        a = (p32 + BCE_EPS).astype(np.float64)
+        b = ((np.float32(1.0) - p32) + BCE_EPS).astype(np.float64)
+    return a, b
+
+
+def _bce_logs(p):
+    a, b = bce_guarded(p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(a), np.log(b)
+
+
+def bce_log_likelihood(p, y):
+    """Y log(a) + (1 - Y) log(b) in float64 (the negated unweighted loss, -dL/dW)."""
+    la, lb = _bce_logs(p)
+    return mul0(as64(y), la) + mul0(1.0 - as64(y), lb)
+
+
+def bce(p, y, weight=None, reduction="mean"):
+    """L = -W [Y log(p + eps) + (1 - Y) log((1 - p) + eps)], eps = float32(1e-12), reduced."""
+    p, y = as64(p), as64(y)
+    w = np.broadcast_to(np.ones(()) if weight is None else as64(weight), p.shape)
+    return reduce(-mul0(w, bce_log_likelihood(p, y)), reduction)
+
+
+def bce_scale(p, y, weight=None):
+    """|W| (|Y log a| + |(1 - Y) log b|): the size accuracy bars are relative to."""
+    p, y = as64(p), as64(y)
+    w = np.broadcast_to(np.ones(()) if weight is None else as64(weight), p.shape)
+    la, lb = _bce_logs(p)
+    return np.abs(w) * (np.abs(mul0(y, la)) + np.abs(mul0(1.0 - y, lb)))
+
+
+def bce_grads(p, y, weight=None, reduction="mean", dout=1.0):
+    """(dp, dY, dW): the exact derivatives of the guarded forward, dW summed back
+    to the weight's shape (None when no weight)."""
+    p, y = as64(p), as64(y)
+    w = np.broadcast_to(np.ones(()) if weight is None else as64(weight), p.shape)
+    g = incoming_grad(dout, p.shape, reduction)
+    a, b = bce_guarded(p)
+    la, lb = _bce_logs(p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dp = mul0(g, mul0(w, mul0(1.0 - y, 1.0 / b) - mul0(y, 1.0 / a)))
+    dy = mul0(g, mul0(w, lb - la))
+    dw = None if weight is None else reduce_to_shape(-mul0(g, bce_log_likelihood(p, y)), np.shape(weight))
+    return dp, dy, dw

@@ -132,3 +132,80 @@ def test_pynative_errors_raise_at_the_call_not_when_read():
     # the process and the op are still usable afterwards
     out = ms_bce.ops.binary_cross_entropy_with_logits(GOOD["x"], GOOD["y"])
     np.testing.assert_allclose(out.asnumpy(), np.log(2.0), rtol=1e-7)
+
+
+# ------------------------------------------------------- the BCELoss family ---
+
+from tests.test_bce import APIS as BCE_APIS  # noqa: E402
+
+# API -> (name in messages, argument names, documented dtypes in messages)
+BCE_NAMES = {
+    "ops.binary_cross_entropy": ("binary_cross_entropy", ("logits", "labels", "weight"), "float16, float32"),
+    "ops.BinaryCrossEntropy": ("BinaryCrossEntropy", ("logits", "labels", "weight"), "float16, float32"),
+    "mint.nn.functional.binary_cross_entropy": ("binary_cross_entropy", ("input", "target", "weight"),
+                                                "float16, float32"),
+    "nn.BCELoss": ("BCELoss", ("logits", "labels", "weight"), "float16, float32"),
+    "mint.nn.BCELoss": ("BCELoss", ("input", "target", "weight"), "float16, float32, bfloat16"),
+}
+
+BCE_GOOD = {"p": to_ms(np.full((2, 3), 0.5)), "y": to_ms(np.zeros((2, 3))), "w": to_ms(np.ones((2, 3))),
+            "reduction": "mean"}
+
+
+def invoke_bce(api, **bad):
+    a = {**BCE_GOOD, **bad}
+    loss = BCE_APIS[api](a["w"], a["reduction"])
+
+    def f():
+        return loss(a["p"], a["y"])
+    return call(f)
+
+
+@pytest.mark.parametrize("api", list(BCE_APIS))
+class TestBCEErrorTable:
+    def test_inputs_not_tensors(self, mode, api):
+        op, names, _ = BCE_NAMES[api]
+        with raises(TypeError, f"For '{op}', '{names[0]}' must be a Tensor, but got float."):
+            invoke_bce(api, p=0.5)
+        with raises(TypeError, f"For '{op}', '{names[1]}' must be a Tensor, but got ndarray."):
+            invoke_bce(api, y=np.zeros((2, 3), np.float32))
+        with raises(TypeError, f"For '{op}', '{names[2]}' must be a Tensor, but got list."):
+            invoke_bce(api, w=[1.0, 2.0, 3.0])
+
+    def test_dtypes_outside_documented_set(self, mode, api):
+        op, names, allowed = BCE_NAMES[api]
+        with raises(TypeError, f"For '{op}', the dtype of '{names[0]}' must be one of [{allowed}], but got int32."):
+            invoke_bce(api, p=Tensor(np.zeros((2, 3), np.int32)), y=Tensor(np.zeros((2, 3), np.int32)))
+        with raises(TypeError, f"the dtype of '{names[0]}' must be one of [{allowed}], but got float64."):
+            invoke_bce(api, p=Tensor(np.zeros((2, 3), np.float64)), y=Tensor(np.zeros((2, 3), np.float64)))
+        if "bfloat16" not in allowed:
+            with raises(TypeError, f"the dtype of '{names[0]}' must be one of [{allowed}], but got bfloat16."):
+                invoke_bce(api, p=BCE_GOOD["p"].astype(ms.bfloat16), y=BCE_GOOD["y"].astype(ms.bfloat16),
+                           w=BCE_GOOD["w"].astype(ms.bfloat16))
+
+    def test_target_and_weight_must_have_the_input_dtype(self, mode, api):
+        op, names, _ = BCE_NAMES[api]
+        with raises(TypeError, f"For '{op}', the dtype of '{names[1]}' must be the same as the dtype of "
+                               f"'{names[0]}' (float32), but got float16."):
+            invoke_bce(api, y=BCE_GOOD["y"].astype(ms.float16))
+        with raises(TypeError, f"the dtype of '{names[2]}' must be the same as the dtype of '{names[0]}' "
+                               "(float32), but got float16."):
+            invoke_bce(api, w=BCE_GOOD["w"].astype(ms.float16))
+
+    def test_reduction(self, mode, api):
+        op, _, _ = BCE_NAMES[api]
+        with raises(TypeError, "'reduction' must be a str, but got int."):
+            invoke_bce(api, reduction=1)
+        with raises(ValueError, f"For '{op}', 'reduction' must be one of ['none', 'mean', 'sum'], but got 'avg'."):
+            invoke_bce(api, reduction="avg")
+        with raises(ValueError, "but got 'MEAN'."):  # the built-in's functional forms accept it
+            invoke_bce(api, reduction="MEAN")
+
+    def test_shapes(self, mode, api):
+        op, names, _ = BCE_NAMES[api]
+        with raises(ValueError, f"For '{op}', the shape of '{names[1]}' must be the same as the shape of "
+                                f"'{names[0]}' (2, 3), but got (3,)."):
+            invoke_bce(api, y=to_ms(np.zeros(3)))
+        with raises(ValueError, f"For '{op}', the shape of '{names[2]}' (4,) can not broadcast to the shape of "
+                                f"'{names[0]}' (2, 3)."):
+            invoke_bce(api, w=to_ms(np.ones(4)))

@@ -113,3 +113,23 @@ def test_null_data(lib):
     empty = np.zeros((0, 4), np.float32)
     assert launch(lib, "bce_with_logits_forward_sum", [empty, empty, out], null=(0, 1)) == OK  # nothing to read
     assert out == 0.0
+
+
+def test_bce_entry_points(lib):
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0, 1, (3, 4)).astype(np.float32)
+    y = rng.random((3, 4)).astype(np.float32)
+    w = rng.uniform(0.5, 2, (4,)).astype(np.float32)
+    out = np.zeros((), np.float32)
+    assert launch(lib, "bce_forward_mean_w", [p, y, w, out]) == OK
+    np.testing.assert_allclose(out, ref.bce(p, y, w, "mean"), rtol=1e-6)
+    dp, dy, dw = np.zeros_like(p), np.zeros_like(y), np.zeros_like(w)
+    assert launch(lib, "bce_backward_mean_w", [p, y, w, np.ones((), np.float32), dp, dy, dw]) == OK
+    want = ref.bce_grads(p, y, w, "mean")
+    np.testing.assert_allclose(dp, want[0], rtol=1e-5)
+    np.testing.assert_allclose(dw, want[2], rtol=1e-5)
+    # malformed: no pos_weight variant exists, wrong counts, shapes, dtypes
+    assert not hasattr(lib, "bce_forward_mean_p")
+    assert launch(lib, "bce_forward_mean_w", [p, y, out]) == BAD_PARAM_COUNT
+    assert launch(lib, "bce_forward_mean_w", [p, y, np.ones(5, np.float32), out]) == BAD_SHAPE
+    assert launch(lib, "bce_forward_mean", [p, y, out], dtypes=["float32", "float32", "bfloat17"]) == BAD_DTYPE

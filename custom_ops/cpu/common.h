@@ -283,9 +283,10 @@ inline double combine_in_order(const std::vector<double> &partials) {
 // a * b, except that an exactly-zero factor gives exactly zero even when the
 // other is infinite (a term whose coefficient is zero contributes nothing).
 // NaN still propagates.
-inline double mul0(double a, double b) {
-  const double r = a * b;
-  return (r != r && a == a && b == b) ? 0.0 : r;
+template <class F>
+inline F mul0(F a, F b) {
+  const F r = a * b;
+  return (r != r && a == a && b == b) ? F(0) : r;
 }
 
 // softplus(+-x) and sigmoid(+-x) of one logit from a single exp(-|x|):

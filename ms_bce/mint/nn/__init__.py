@@ -2,10 +2,10 @@
 from mindspore import nn as _ms_nn
 
 from ... import _validate
-from ...ops import _logits_loss
+from ...ops import _logits_loss, _probability_loss
 from . import functional
 
-__all__ = ["BCEWithLogitsLoss", "functional"]
+__all__ = ["BCEWithLogitsLoss", "BCELoss", "functional"]
 
 _NAMES = ("input", "target", "weight", "pos_weight")
 
@@ -63,3 +63,56 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
     def construct(self, input, target):
         return _logits_loss("BCEWithLogitsLoss", _NAMES, input, target, self.weight, self.pos_weight,
                             self.reduction)
+
+
+class BCELoss(_ms_nn.Cell):
+    r"""
+    Binary cross entropy on probabilities as a loss cell, with mint's argument names.
+    Mirrors :class:`mindspore.mint.nn.BCELoss`; the computation, gradients and errors are
+    those of :func:`ms_bce.ops.binary_cross_entropy`, with bfloat16 accepted as well (as
+    mint documents; MindSpore's CPU kernel has none).
+
+    Args:
+        weight (Tensor, optional): Rescaling weight of the input's dtype, broadcastable to
+            its shape. Default: ``None``.
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Inputs:
+        - **input** (Tensor) - Probabilities, any shape; float16, float32 or bfloat16.
+        - **target** (Tensor) - The shape and dtype of `input`.
+
+    Outputs:
+        Tensor with the dtype of `input`: its shape for ``'none'``, else 0-d.
+
+    Raises:
+        TypeError: If `weight` is neither a Tensor nor ``None``, an input is not a Tensor, a
+            dtype is not float16, float32 or bfloat16 or differs from that of `input`, or
+            `reduction` is not a str.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, the
+            shape of `target` differs from that of `input`, or `weight` can not be
+            broadcast to it.
+
+    Supported Platforms:
+        ``CPU``
+
+    Examples:
+        >>> import mindspore
+        >>> from ms_bce import mint
+        >>> input = mindspore.tensor([[0.1, 0.2, 0.3], [0.5, 0.7, 0.9]], mindspore.float32)
+        >>> target = mindspore.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], mindspore.float32)
+        >>> weight = mindspore.tensor([[1.0, 2.0, 3.0], [4.0, 3.3, 2.2]], mindspore.float32)
+        >>> loss = mint.nn.BCELoss(weight, reduction='mean')
+        >>> print(loss(input, target))
+        1.8952923
+    """
+
+    def __init__(self, weight=None, reduction='mean'):
+        super().__init__()
+        _validate.check_reduction("BCELoss", reduction)
+        _validate.check_optional_tensor("BCELoss", "weight", weight)
+        self.weight = weight
+        self.reduction = reduction
+
+    def construct(self, input, target):
+        return _probability_loss("BCELoss", _NAMES, _validate.FLOAT16_32_BF16, input, target, self.weight,
+                                 self.reduction)

@@ -1,7 +1,8 @@
 """Functions mirroring ``mindspore.mint.nn.functional`` (mint's argument order)."""
-from ...ops import _logits_loss
+from ... import _validate
+from ...ops import _logits_loss, _probability_loss
 
-__all__ = ["binary_cross_entropy_with_logits"]
+__all__ = ["binary_cross_entropy_with_logits", "binary_cross_entropy"]
 
 _NAMES = ("input", "target", "weight", "pos_weight")
 
@@ -48,3 +49,45 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
         0.3463612
     """
     return _logits_loss("binary_cross_entropy_with_logits", _NAMES, input, target, weight, pos_weight, reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction='mean'):
+    r"""
+    Binary cross entropy on probabilities. Mirrors
+    :func:`mindspore.mint.nn.functional.binary_cross_entropy`; the computation (MindSpore's
+    :math:`\epsilon = 10^{-12}` inside each logarithm), gradients, dtypes (float16,
+    float32) and errors are those of :func:`ms_bce.ops.binary_cross_entropy`.
+
+    Args:
+        input (Tensor): Probabilities, any shape; float16 or float32.
+        target (Tensor): Targets, the shape and dtype of `input`.
+        weight (Tensor, optional): Rescaling weight of the dtype of `input`, broadcastable
+            to its shape. Default: ``None``.
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Returns:
+        Tensor with the dtype of `input`: its shape for ``'none'``, else 0-d.
+
+    Raises:
+        TypeError: If `input`, `target` or `weight` is not a Tensor, or its dtype is neither
+            float16 nor float32 or differs from that of `input`, or `reduction` is not a str.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, the
+            shape of `target` differs from that of `input`, or `weight` can not be
+            broadcast to it.
+
+    Supported Platforms:
+        ``CPU``
+
+    Examples:
+        >>> import mindspore
+        >>> import numpy as np
+        >>> from mindspore import Tensor
+        >>> from ms_bce import mint
+        >>> input = Tensor(np.array([0.2, 0.7, 0.1]), mindspore.float32)
+        >>> target = Tensor(np.array([0., 1., 0.]), mindspore.float32)
+        >>> weight = Tensor(np.array([1, 2, 2]), mindspore.float32)
+        >>> output = mint.nn.functional.binary_cross_entropy(input, target, weight)
+        >>> print(output)
+        0.38240486
+    """
+    return _probability_loss("binary_cross_entropy", _NAMES, _validate.FLOAT16_32, input, target, weight, reduction)
