@@ -29,13 +29,16 @@ def make_data(seed, n_train=4096, n_test=1024):
 
 
 class Classifier(nn.Cell):
-    def __init__(self, seed):
+    """A two-layer multi-label classifier whose initial weights depend on `seed`
+    only (biases zero: MindSpore's default bias is random)."""
+
+    def __init__(self, seed, n_features=N_FEATURES, n_classes=N_CLASSES, n_hidden=N_HIDDEN):
         super().__init__()
         rng = np.random.default_rng(seed)
-        self.hidden = nn.Dense(N_FEATURES, N_HIDDEN, bias_init="zeros", weight_init=Tensor(
-            rng.normal(0, 1 / np.sqrt(N_FEATURES), (N_HIDDEN, N_FEATURES)).astype(np.float32)))
-        self.out = nn.Dense(N_HIDDEN, N_CLASSES, bias_init="zeros", weight_init=Tensor(
-            rng.normal(0, 1 / np.sqrt(N_HIDDEN), (N_CLASSES, N_HIDDEN)).astype(np.float32)))
+        self.hidden = nn.Dense(n_features, n_hidden, bias_init="zeros", weight_init=Tensor(
+            rng.normal(0, 1 / np.sqrt(n_features), (n_hidden, n_features)).astype(np.float32)))
+        self.out = nn.Dense(n_hidden, n_classes, bias_init="zeros", weight_init=Tensor(
+            rng.normal(0, 1 / np.sqrt(n_hidden), (n_classes, n_hidden)).astype(np.float32)))
         self.act = nn.ReLU()
 
     def construct(self, x):
@@ -43,6 +46,8 @@ class Classifier(nn.Cell):
 
 
 class WithLoss(nn.Cell):
+    """net followed by loss(logits, labels)."""
+
     def __init__(self, net, loss):
         super().__init__()
         self.net = net

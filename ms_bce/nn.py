@@ -1,9 +1,7 @@
 """Loss cells mirroring ``mindspore.nn``: argument order and Cell state only;
 the computation is that of ``ms_bce.ops``."""
-from mindspore import nn as _ms_nn
-
 from . import _validate
-from .ops import _logits_loss, _probability_loss
+from .ops import _LossCell, _logits_loss, _probability_loss
 
 __all__ = ["BCEWithLogitsLoss", "BCELoss"]
 
@@ -11,7 +9,7 @@ __all__ = ["BCEWithLogitsLoss", "BCELoss"]
 _NAMES = ("logits", "labels", "weight", "pos_weight")
 
 
-class BCEWithLogitsLoss(_ms_nn.Cell):
+class BCEWithLogitsLoss(_LossCell):
     r"""
     Binary cross entropy with logits as a loss cell. Mirrors
     :class:`mindspore.nn.BCEWithLogitsLoss`; the computation is that of
@@ -58,20 +56,14 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
     """
 
     def __init__(self, reduction='mean', weight=None, pos_weight=None):
-        super().__init__()
-        _validate.check_reduction("BCEWithLogitsLoss", reduction)
-        _validate.check_optional_tensor("BCEWithLogitsLoss", "weight", weight)
-        _validate.check_optional_tensor("BCEWithLogitsLoss", "pos_weight", pos_weight)
-        self.reduction = reduction
-        self.weight = weight
-        self.pos_weight = pos_weight
+        super().__init__("BCEWithLogitsLoss", reduction, weight, pos_weight)
 
     def construct(self, logits, labels):
         return _logits_loss("BCEWithLogitsLoss", _NAMES, logits, labels, self.weight, self.pos_weight,
                             self.reduction)
 
 
-class BCELoss(_ms_nn.Cell):
+class BCELoss(_LossCell):
     r"""
     Binary cross entropy on probabilities as a loss cell. Mirrors
     :class:`mindspore.nn.BCELoss`; the computation (MindSpore's :math:`\epsilon = 10^{-12}`
@@ -120,11 +112,7 @@ class BCELoss(_ms_nn.Cell):
     """
 
     def __init__(self, weight=None, reduction='mean'):
-        super().__init__()
-        _validate.check_reduction("BCELoss", reduction)
-        _validate.check_optional_tensor("BCELoss", "weight", weight)
-        self.weight = weight
-        self.reduction = reduction
+        super().__init__("BCELoss", reduction, weight)
 
     def construct(self, logits, labels):
         return _probability_loss("BCELoss", _NAMES, _validate.FLOAT16_32, logits, labels, self.weight,

@@ -18,6 +18,20 @@ _PRIMITIVE_NAMES = ("logits", "label", "weight", "pos_weight")
 _BCE_NAMES = ("logits", "labels", "weight", "pos_weight")
 
 
+class _LossCell(_ms_nn.Cell):
+    """State of the loss cells of ``nn`` and ``mint``: reduction, weight and
+    pos_weight, validated at construction (as MindSpore's loss cells do)."""
+
+    def __init__(self, op_name, reduction, weight, pos_weight=None):
+        super().__init__()
+        _validate.check_reduction(op_name, reduction)
+        _validate.check_optional_tensor(op_name, "weight", weight)
+        _validate.check_optional_tensor(op_name, "pos_weight", pos_weight)
+        self.reduction = reduction
+        self.weight = weight
+        self.pos_weight = pos_weight
+
+
 def _cast(tensor, dtype):
     return tensor if tensor.dtype == dtype else _ms_ops.cast(tensor, dtype)
 

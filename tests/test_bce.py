@@ -362,7 +362,8 @@ def test_dynamic_shapes(mode):
 
 
 def test_training_with_sigmoid_and_bce_loss_matches_builtin():
-    from tests.test_graph_mode import Classifier, WithLoss, multilabel_data
+    from ms_bce.demo import Classifier, WithLoss
+    from tests.test_graph_mode import multilabel_data
     x, y = multilabel_data()
 
     class SigmoidBCE(ms.nn.Cell):
@@ -374,7 +375,7 @@ def test_training_with_sigmoid_and_bce_loss_matches_builtin():
             return self.loss(ms.ops.sigmoid(logits), labels)
 
     def train(loss):
-        net = Classifier(x.shape[1], y.shape[1], 1)
+        net = Classifier(1, x.shape[1], y.shape[1])
         step = ms.nn.TrainOneStepCell(WithLoss(net, SigmoidBCE(loss)), ms.nn.Adam(net.trainable_params(), 0.02))
         return np.array([float(step(ms.Tensor(x), ms.Tensor(y)).asnumpy()) for _ in range(30)])
     ms.set_context(mode=ms.GRAPH_MODE)

@@ -6,6 +6,7 @@ import pytest
 from mindspore import Tensor, nn
 
 import ms_bce
+from ms_bce.demo import Classifier, WithLoss
 from tests import reference as ref
 from tests.conftest import assert_rel, assert_ulps, quantize, to_ms, to_np
 
@@ -27,31 +28,9 @@ def multilabel_data(n=256, d=16, c=5, seed=0):
     return x, y
 
 
-class Classifier(nn.Cell):
-    def __init__(self, d, c, seed):
-        super().__init__()
-        rng = np.random.default_rng(seed)
-        self.hidden = nn.Dense(d, 32, weight_init=Tensor(rng.normal(0, 0.3, (32, d)).astype(np.float32)), bias_init="zeros")
-        self.out = nn.Dense(32, c, weight_init=Tensor(rng.normal(0, 0.3, (c, 32)).astype(np.float32)), bias_init="zeros")
-        self.act = nn.ReLU()
-
-    def construct(self, x):
-        return self.out(self.act(self.hidden(x)))
-
-
-class WithLoss(nn.Cell):
-    def __init__(self, net, loss):
-        super().__init__()
-        self.net = net
-        self.loss = loss
-
-    def construct(self, x, y):
-        return self.loss(self.net(x), y)
-
-
 def train(loss, steps=60, seed=1):
     x, y = multilabel_data()
-    net = Classifier(x.shape[1], y.shape[1], seed)
+    net = Classifier(seed, x.shape[1], y.shape[1])
     step = nn.TrainOneStepCell(WithLoss(net, loss), nn.Adam(net.trainable_params(), learning_rate=0.02))
     step.set_train()
     xs, ys = Tensor(x), Tensor(y)
@@ -63,7 +42,8 @@ def test_training_with_pos_weight_matches_builtin_trajectory(graph_mode):
     ours = train(ms_bce.nn.BCEWithLogitsLoss(pos_weight=pos_weight))
     builtin = train(nn.BCEWithLogitsLoss(pos_weight=pos_weight))
     assert ours[-1] < 0.4 * ours[0], ours
-    np.testing.assert_allclose(ours, builtin, rtol=2e-4)
+    # float32 rounding differences, amplified by 60 Adam steps, stay ~1e-5 of the starting loss
+    np.testing.assert_allclose(ours, builtin, rtol=2e-4, atol=2e-5)
 
 
 def test_training_in_pynative_matches_graph():
@@ -115,7 +95,7 @@ def test_dynamic_shapes_forward_and_grad(graph_mode, reduction):
 
 def test_dynamic_shapes_train_one_step(graph_mode):
     x, y = multilabel_data(n=96)
-    net = Classifier(x.shape[1], y.shape[1], seed=3)
+    net = Classifier(3, x.shape[1], y.shape[1])
     step = nn.TrainOneStepCell(WithLoss(net, ms_bce.nn.BCEWithLogitsLoss(pos_weight=to_ms(np.full(5, 2.0)))),
                                nn.SGD(net.trainable_params(), learning_rate=0.1))
     step.set_inputs(Tensor(shape=[None, 16], dtype=ms.float32), Tensor(shape=[None, 5], dtype=ms.float32))

@@ -1,8 +1,6 @@
 """Loss cells mirroring ``mindspore.mint.nn``: argument order and Cell state only."""
-from mindspore import nn as _ms_nn
-
 from ... import _validate
-from ...ops import _logits_loss, _probability_loss
+from ...ops import _LossCell, _logits_loss, _probability_loss
 from . import functional
 
 __all__ = ["BCEWithLogitsLoss", "BCELoss", "functional"]
@@ -10,7 +8,7 @@ __all__ = ["BCEWithLogitsLoss", "BCELoss", "functional"]
 _NAMES = ("input", "target", "weight", "pos_weight")
 
 
-class BCEWithLogitsLoss(_ms_nn.Cell):
+class BCEWithLogitsLoss(_LossCell):
     r"""
     Binary cross entropy with logits as a loss cell, with mint's argument order. Mirrors
     :class:`mindspore.mint.nn.BCEWithLogitsLoss`; the computation is that of
@@ -52,20 +50,14 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
     """
 
     def __init__(self, weight=None, reduction='mean', pos_weight=None):
-        super().__init__()
-        _validate.check_reduction("BCEWithLogitsLoss", reduction)
-        _validate.check_optional_tensor("BCEWithLogitsLoss", "weight", weight)
-        _validate.check_optional_tensor("BCEWithLogitsLoss", "pos_weight", pos_weight)
-        self.weight = weight
-        self.reduction = reduction
-        self.pos_weight = pos_weight
+        super().__init__("BCEWithLogitsLoss", reduction, weight, pos_weight)
 
     def construct(self, input, target):
         return _logits_loss("BCEWithLogitsLoss", _NAMES, input, target, self.weight, self.pos_weight,
                             self.reduction)
 
 
-class BCELoss(_ms_nn.Cell):
+class BCELoss(_LossCell):
     r"""
     Binary cross entropy on probabilities as a loss cell, with mint's argument names.
     Mirrors :class:`mindspore.mint.nn.BCELoss`; the computation, gradients and errors are
@@ -107,11 +99,7 @@ class BCELoss(_ms_nn.Cell):
     """
 
     def __init__(self, weight=None, reduction='mean'):
-        super().__init__()
-        _validate.check_reduction("BCELoss", reduction)
-        _validate.check_optional_tensor("BCELoss", "weight", weight)
-        self.weight = weight
-        self.reduction = reduction
+        super().__init__("BCELoss", reduction, weight)
 
     def construct(self, input, target):
         return _probability_loss("BCELoss", _NAMES, _validate.FLOAT16_32_BF16, input, target, self.weight,
