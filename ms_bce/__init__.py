@@ -5,6 +5,7 @@ the same spelling; each is backed by ``mindspore.ops.Custom(func_type="aot")``
 operators over C++ kernels built at install time.
 """
 from . import mint, nn, ops
+from ._kernels import get_num_threads, set_num_threads
 from ._version import __version__
 
-__all__ = ["ops", "nn", "mint", "__version__"]
+__all__ = ["ops", "nn", "mint", "set_num_threads", "get_num_threads", "__version__"]

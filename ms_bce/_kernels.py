@@ -11,6 +11,8 @@ Output shapes come from C++ InferShape functions exported beside each kernel
 (``out_shape=None``): MindSpore 2.10 runs those for dynamic shapes too, where
 a Python ``out_shape`` fails at run time.  Output dtypes come from Python.
 """
+import ctypes
+import functools
 import glob
 import os
 
@@ -41,6 +43,47 @@ def library_path(device="CPU"):
     return max(found, key=os.path.getmtime)  # the latest build, should an older one linger
 
 
+@functools.lru_cache(maxsize=None)
+def _settings(device="CPU"):
+    """The kernel library opened through ctypes for its settings functions.
+    dlopen of the path MindSpore loads returns the same handle, so both see
+    the same settings."""
+    lib = ctypes.CDLL(library_path(device))
+    for name in ("ms_bce_set_num_threads", "ms_bce_get_num_threads", "ms_bce_set_simd_path", "ms_bce_get_simd_path"):
+        getattr(lib, name).restype = ctypes.c_int
+    return lib
+
+
+def set_num_threads(n):
+    """Threads each CPU kernel may use; 0 restores the default (the
+    MS_BCE_NUM_THREADS environment variable, else the CPUs this process may
+    run on).  Results do not depend on it."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"For 'set_num_threads', 'n' must be an int >= 0, but got {n!r}.")
+    _settings().ms_bce_set_num_threads(n)
+
+
+def get_num_threads():
+    """Threads each CPU kernel uses now."""
+    return _settings().ms_bce_get_num_threads()
+
+
+SIMD_PATHS = {"auto": 0, "scalar": 1, "avx2": 2}
+
+
+def set_simd_path(path):
+    """'auto' (AVX2 where the CPU has it), 'scalar' (the portable path) or
+    'avx2' (where supported; else scalar).  For tests and benchmarks."""
+    if path not in SIMD_PATHS:
+        raise ValueError(f"'path' must be one of {list(SIMD_PATHS)}, but got {path!r}.")
+    _settings().ms_bce_set_simd_path(SIMD_PATHS[path])
+
+
+def get_simd_path():
+    """The path kernels take now: 'scalar' or 'avx2'."""
+    return {1: "scalar", 2: "avx2"}[_settings().ms_bce_get_simd_path()]
+
+
 def device_target():
     """The device the kernels run on: MindSpore's device target, CPU by default."""
     target = context.get_context("device_target")
@@ -48,8 +91,9 @@ def device_target():
 
 
 def entry_point(loss, direction, reduction, has_weight, has_pos_weight, device="CPU"):
-    """'/abs/lib.so:<loss>_<direction>_<reduction>[_w][_p]' (see custom_ops/cpu/loss_driver.h)."""
-    if (loss not in LOSSES or direction not in ("forward", "backward") or reduction not in REDUCTIONS
+    """'/abs/lib.so:<loss>_<direction>_<reduction>[_w][_p]' (see custom_ops/cpu/loss_driver.h);
+    direction: 'forward', 'backward' (fused, every gradient) or 'backward_input' (dx only)."""
+    if (loss not in LOSSES or direction not in ("forward", "backward", "backward_input") or reduction not in REDUCTIONS
             or (loss == "bce" and has_pos_weight)):
         raise ValueError(f"ms_bce has no kernel for {(loss, direction, reduction, has_weight, has_pos_weight)}")
     operands = "w" * bool(has_weight) + "p" * bool(has_pos_weight)
@@ -71,8 +115,9 @@ def _first_dtype(*dtypes):
 
 
 def _make_bprop(backward, n_operands):
-    """The forward's bprop: one call of the fused backward for all gradients.
-    (Fixed arity: MindSpore's graph mode needs exactly (inputs..., out, dout).)"""
+    """The forward's bprop in PyNative (which runs a bprop whole): one call of
+    the fused backward for all gradients.  (Fixed arity: MindSpore needs
+    exactly (inputs..., out, dout).)"""
     if n_operands == 2:
         def bprop(x, y, out, dout):
             dx, dy = backward(x, y, dout)
@@ -85,6 +130,26 @@ def _make_bprop(backward, n_operands):
         def bprop(x, y, w, p, out, dout):
             dx, dy, dw, dp = backward(x, y, w, p, dout)
             return dx, dy, dw, dp
+    return bprop
+
+
+def _make_split_bprop(backward_input, backward, n_operands):
+    """The forward's bprop in graph mode: dx from the one-output kernel, the
+    rest from the fused one.  Graph mode drops ops whose outputs nobody uses,
+    so training (dx only) makes one light pass; asking for the target's or a
+    weight's gradient adds the fused pass."""
+    if n_operands == 2:
+        def bprop(x, y, out, dout):
+            _, dy = backward(x, y, dout)
+            return backward_input(x, y, dout), dy
+    elif n_operands == 3:
+        def bprop(x, y, w, out, dout):
+            _, dy, dw = backward(x, y, w, dout)
+            return backward_input(x, y, w, dout), dy, dw
+    else:
+        def bprop(x, y, w, p, out, dout):
+            _, dy, dw, dp = backward(x, y, w, p, dout)
+            return backward_input(x, y, w, p, dout), dy, dw, dp
     return bprop
 
 
@@ -111,15 +176,18 @@ _LOSS_NAMES = {"bce_with_logits": "BCEWithLogitsLoss", "bce": "BCELoss"}
 
 
 class LossBackward(Custom):
-    """Fused backward: (x, y[, w][, p], dout) -> (dx, dy[, dw][, dp]), each
-    gradient in its own input's shape (broadcast dimensions summed)."""
+    """Backward of one loss: direction 'backward' is the fused kernel,
+    (x, y[, w][, p], dout) -> (dx, dy[, dw][, dp]), each gradient in its own
+    input's shape (broadcast dimensions summed); 'backward_input' gives dx only."""
 
-    def __init__(self, loss, reduction, has_weight, has_pos_weight, device):
+    def __init__(self, loss, reduction, has_weight, has_pos_weight, device, direction="backward"):
         n = 2 + int(has_weight) + int(has_pos_weight)
-        func = entry_point(loss, "backward", reduction, has_weight, has_pos_weight, device)
-        super().__init__(func, out_shape=None, out_dtype=lambda *dtypes: tuple(dtypes[:n]), func_type="aot",
+        n_out = n if direction == "backward" else 1
+        func = entry_point(loss, direction, reduction, has_weight, has_pos_weight, device)
+        out_dtype = (lambda *dtypes: tuple(dtypes[:n])) if n_out > 1 else _first_dtype
+        super().__init__(func, out_shape=None, out_dtype=out_dtype, func_type="aot",
                          bprop=_make_second_order_bprop(_LOSS_NAMES[loss], n),
-                         reg_info=_reg_info(func.rpartition(":")[2], n + 1, n, device))
+                         reg_info=_reg_info(func.rpartition(":")[2], n + 1, n_out, device))
 
 
 class LossForward(Custom):
@@ -131,13 +199,19 @@ class LossForward(Custom):
         loss: 'bce_with_logits' or 'bce'.
         reduction: 'none', 'mean' or 'sum'.
         has_weight, has_pos_weight: which optional operands are passed.
+        for_graph: the bprop splits dx from the other gradients (graph mode
+            prunes what is unused); otherwise one fused backward (PyNative).
     """
 
-    def __init__(self, loss, reduction, has_weight, has_pos_weight):
+    def __init__(self, loss, reduction, has_weight, has_pos_weight, for_graph=False):
         n = 2 + int(has_weight) + int(has_pos_weight)
         device = device_target()
         func = entry_point(loss, "forward", reduction, has_weight, has_pos_weight, device)
         backward = LossBackward(loss, reduction, has_weight, has_pos_weight, device)
-        super().__init__(func, out_shape=None, out_dtype=_first_dtype, func_type="aot",
-                         bprop=_make_bprop(backward, n),
+        if for_graph:
+            backward_input = LossBackward(loss, reduction, has_weight, has_pos_weight, device, "backward_input")
+            bprop = _make_split_bprop(backward_input, backward, n)
+        else:
+            bprop = _make_bprop(backward, n)
+        super().__init__(func, out_shape=None, out_dtype=_first_dtype, func_type="aot", bprop=bprop,
                          reg_info=_reg_info(func.rpartition(":")[2], n, 1, device))

@@ -7,6 +7,7 @@ of these.
 """
 from mindspore import nn as _ms_nn
 from mindspore import ops as _ms_ops
+from mindspore.ops import constexpr
 from mindspore.ops._primitive_cache import _get_cache_prim
 
 from . import _kernels, _validate
@@ -32,6 +33,23 @@ class _LossCell(_ms_nn.Cell):
         self.pos_weight = pos_weight
 
 
+@constexpr(check=False)
+def _compiling(func):
+    """True while a graph compiles (GRAPH_MODE, ms.jit), False in PyNative: a
+    constexpr sees a function argument as no constant value (None) only then."""
+    return func is None
+
+
+def _marker():
+    return 0
+
+
+def _forward_op(loss, reduction, has_weight, has_pos_weight):
+    """The forward Custom op: cached per arguments in PyNative; created while
+    a graph compiles, with the bprop that lets graph mode prune unused gradients."""
+    return _get_cache_prim(_kernels.LossForward)(loss, reduction, has_weight, has_pos_weight, _compiling(_marker))
+
+
 def _cast(tensor, dtype):
     return tensor if tensor.dtype == dtype else _ms_ops.cast(tensor, dtype)
 
@@ -52,8 +70,7 @@ def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction):
     compute = _validate.widest_float(dtypes)
     x = _cast(input, compute)
     y = _cast(target, compute)
-    op = _get_cache_prim(_kernels.LossForward)("bce_with_logits", reduction, weight is not None,
-                                               pos_weight is not None)
+    op = _forward_op("bce_with_logits", reduction, weight is not None, pos_weight is not None)
     if weight is None:
         if pos_weight is None:
             out = op(x, y)
@@ -197,7 +214,7 @@ def _probability_loss(op_name, names, allowed, input, target, weight, reduction)
     weight as that API calls them) go into the error messages; allowed: the
     dtypes that API documents.  Target and weight must have input's dtype."""
     _validate.check_loss_args(op_name, names, allowed, input, target, weight, None, reduction, same_dtype=True)
-    op = _get_cache_prim(_kernels.LossForward)("bce", reduction, weight is not None, False)
+    op = _forward_op("bce", reduction, weight is not None, False)
     if weight is None:
         return op(input, target)
     return op(input, target, weight)

@@ -38,7 +38,139 @@ struct BceWithLogits {
     r.dp = mul0(g, mul0(w, mul0(y, sp_neg)));
     return r;
   }
+
+  template <class T, bool HW, bool HP>
+  static void forward_avx2(const Segment<T> &s);
+  template <class T, bool HW, bool HP, bool kAll>
+  static void backward_avx2(const Segment<T> &s);
 };
+
+#if defined(MS_BCE_HAVE_AVX2_PATH)
+MS_BCE_AVX2_BEGIN
+
+// The same formulas, 8 lanes.  exp(-|x|), log1p and 1/(1 + e) are computed
+// in float32 (the costly part: <= 1.08, 1.00 and 0.5 ulp), every product and
+// sum after them in double, rounded once: each result is within ~2.6 ulp of
+// its terms' size.  Small 'mean'/'sum' reductions compute exp and log1p in
+// double as well (Segment::precise; see simd_avx2.h).  A NaN lane (0 * inf
+// somewhere, or a NaN input) redoes its half with mul0's conventions.
+namespace logits_avx2 {
+using namespace avx2;
+
+inline __m256d max0_pd(__m256d v) { return _mm256_max_pd(v, _mm256_setzero_pd()); }
+inline __m256d neg_pd(__m256d v) { return _mm256_xor_pd(v, splat_pd(-0.0)); }
+inline bool any_nan_pd(__m256d v) { return _mm256_movemask_pd(is_nan_pd(v)) != 0; }
+
+// The loss of 4 elements from x and l = log1p(exp(-|x|)).
+inline __m256d loss_from_log1p(__m256d x, __m256d y, __m256d w, __m256d p, __m256d l, bool weighted) {
+  const __m256d sp_pos = _mm256_add_pd(max0_pd(x), l);  // softplus(x)
+  const __m256d sp_neg = _mm256_add_pd(max0_pd(neg_pd(x)), l);  // softplus(-x)
+  const __m256d omy = _mm256_sub_pd(splat_pd(1.0), y);
+  __m256d r = _mm256_fmadd_pd(omy, sp_pos, _mm256_mul_pd(_mm256_mul_pd(p, y), sp_neg));
+  if (weighted) r = _mm256_mul_pd(w, r);
+  if (!any_nan_pd(r)) return r;
+  r = _mm256_add_pd(mul0_pd(omy, sp_pos), mul0_pd(mul0_pd(p, y), sp_neg));
+  return weighted ? mul0_pd(w, r) : r;
+}
+
+// The same with exp and log1p in double too (small reductions).
+inline __m256d loss_precise(__m256d x, __m256d y, __m256d w, __m256d p, bool weighted) {
+  const __m256d l = log1p_unit_pd(exp_nonpos_pd(_mm256_or_pd(x, splat_pd(-0.0))));
+  return loss_from_log1p(x, y, w, p, l, weighted);
+}
+
+// Gradients of 4 elements from e = exp(-|x|), r = 1/(1 + e) and (kAll) l = log1p(e).
+template <bool kAll>
+inline void grads(__m256d x, __m256d y, __m256d w, __m256d p, __m256d g, __m256d e, __m256d r, __m256d l,
+                  __m256d *dx, __m256d *dy, __m256d *dw, __m256d *dp) {
+  const __m256d er = _mm256_mul_pd(e, r);
+  const __m256d nonneg = _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GE_OQ);
+  const __m256d sig_pos = _mm256_blendv_pd(er, r, nonneg), sig_neg = _mm256_blendv_pd(r, er, nonneg);
+  const __m256d omy = _mm256_sub_pd(splat_pd(1.0), y);
+  const __m256d py = _mm256_mul_pd(p, y);
+  const __m256d gw = _mm256_mul_pd(g, w);
+  *dx = _mm256_mul_pd(gw, _mm256_fmsub_pd(omy, sig_pos, _mm256_mul_pd(py, sig_neg)));
+  bool nan = any_nan_pd(*dx);
+  __m256d sp_pos, sp_neg;
+  if constexpr (kAll) {
+    sp_pos = _mm256_add_pd(max0_pd(x), l);
+    sp_neg = _mm256_add_pd(max0_pd(neg_pd(x)), l);
+    *dy = _mm256_mul_pd(gw, _mm256_fmsub_pd(p, sp_neg, sp_pos));
+    *dw = _mm256_mul_pd(g, _mm256_fmadd_pd(omy, sp_pos, _mm256_mul_pd(py, sp_neg)));
+    *dp = _mm256_mul_pd(gw, _mm256_mul_pd(y, sp_neg));
+    nan = nan || any_nan_pd(_mm256_or_pd(_mm256_or_pd(*dy, *dw), *dp));
+  }
+  if (!nan) return;
+  const __m256d py0 = mul0_pd(p, y);
+  *dx = mul0_pd(g, mul0_pd(w, _mm256_sub_pd(mul0_pd(omy, sig_pos), mul0_pd(py0, sig_neg))));
+  if constexpr (kAll) {
+    *dy = mul0_pd(g, mul0_pd(w, _mm256_sub_pd(mul0_pd(p, sp_neg), sp_pos)));
+    *dw = mul0_pd(g, _mm256_add_pd(mul0_pd(omy, sp_pos), mul0_pd(py0, sp_neg)));
+    *dp = mul0_pd(g, mul0_pd(w, mul0_pd(y, sp_neg)));
+  }
+}
+
+}  // namespace logits_avx2
+
+template <class T, bool HW, bool HP>
+void BceWithLogits::forward_avx2(const Segment<T> &s) {
+  using namespace avx2;
+  __m256d sum_lo = _mm256_setzero_pd(), sum_hi = _mm256_setzero_pd();
+  for_each_vector(s.n, [&](int64_t i, int64_t m) {
+    const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
+    const __m256 w = HW ? load_n(s.w + i, m) : splat(1.0f);
+    const __m256 p = HP ? load_n(s.p + i, m) : splat(1.0f);
+    __m256d lo, hi;
+    if (s.precise) {
+      lo = logits_avx2::loss_precise(low_pd(x), low_pd(y), low_pd(w), low_pd(p), HW);
+      hi = logits_avx2::loss_precise(high_pd(x), high_pd(y), high_pd(w), high_pd(p), HW);
+    } else {
+      const __m256 l = log1p_unit(exp_nonpos(neg_abs(x)));
+      lo = logits_avx2::loss_from_log1p(low_pd(x), low_pd(y), low_pd(w), low_pd(p), low_pd(l), HW);
+      hi = logits_avx2::loss_from_log1p(high_pd(x), high_pd(y), high_pd(w), high_pd(p), high_pd(l), HW);
+    }
+    if (s.out) {
+      store_n(s.out + i, to_ps(lo, hi), m);
+      return;
+    }
+    if (m < kLanes) {  // padded lanes do not count
+      lo = _mm256_and_pd(lo, lane_mask_pd(m, false));
+      hi = _mm256_and_pd(hi, lane_mask_pd(m, true));
+    }
+    sum_lo = _mm256_add_pd(sum_lo, lo);
+    sum_hi = _mm256_add_pd(sum_hi, hi);
+  });
+  if (!s.out) *s.sum += total(sum_lo, sum_hi);
+}
+
+template <class T, bool HW, bool HP, bool kAll>
+void BceWithLogits::backward_avx2(const Segment<T> &s) {
+  using namespace avx2;
+  const __m256 one = splat(1.0f);
+  for_each_vector(s.n, [&](int64_t i, int64_t m) {
+    const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
+    const __m256 w = HW ? load_n(s.w + i, m) : one;
+    const __m256 p = HP ? load_n(s.p + i, m) : one;
+    const __m256 g = s.g ? load_n(s.g + i, m) : splat(s.g_scalar);
+    const __m256 e = exp_nonpos(neg_abs(x));
+    const __m256 r = _mm256_div_ps(one, _mm256_add_ps(one, e));
+    const __m256 l = kAll ? log1p_unit(e) : e;
+    __m256d dx[2], dy[2], dw[2], dp[2];
+    logits_avx2::grads<kAll>(low_pd(x), low_pd(y), low_pd(w), low_pd(p), low_pd(g), low_pd(e), low_pd(r),
+                             low_pd(l), &dx[0], &dy[0], &dw[0], &dp[0]);
+    logits_avx2::grads<kAll>(high_pd(x), high_pd(y), high_pd(w), high_pd(p), high_pd(g), high_pd(e), high_pd(r),
+                             high_pd(l), &dx[1], &dy[1], &dw[1], &dp[1]);
+    store_n(s.dx + i, to_ps(dx[0], dx[1]), m);
+    if constexpr (kAll) {
+      store_n(s.dy + i, to_ps(dy[0], dy[1]), m);
+      if constexpr (HW) store_n(s.dw + i, to_ps(dw[0], dw[1]), m);
+      if constexpr (HP) store_n(s.dp + i, to_ps(dp[0], dp[1]), m);
+    }
+  });
+}
+
+MS_BCE_AVX2_END
+#endif  // MS_BCE_HAVE_AVX2_PATH
 
 }  // namespace ms_bce
 

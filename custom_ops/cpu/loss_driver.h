@@ -1,20 +1,33 @@
-// The forward and backward drivers shared by both losses.  A loss supplies
-// only its element maths as a policy struct:
+// The forward and backward drivers shared by both losses: argument checks,
+// chunks on the thread pool, broadcast operands as float32 views, gradient
+// sums over broadcast dimensions, deterministic reductions.  A loss supplies
+// only its element maths, as a policy struct:
 //
 //   struct Loss {
 //     static constexpr const char *kName;                       // for messages
-//     static double value(double x, double y, double w, double p);
+//     static double value(double x, double y, double w, double p);          // portable path
 //     static Grad grad(double x, double y, double w, double p, double g);
+//     template <class T, bool HW, bool HP> static void forward_avx2(const Segment<T> &);
+//     template <class T, bool HW, bool HP, bool kAll> static void backward_avx2(const Segment<T> &);
 //   };
 //
 // Operand layout of the entry points (HW/HP: weight/pos_weight present):
-//   forward : x, y, [w], [p]        -> out (x's shape, or 0-d for mean/sum)
-//   backward: x, y, [w], [p], dout  -> dx, dy, [dw], [dp] (each its input's shape)
+//   forward       : x, y, [w], [p]        -> out (x's shape, or 0-d for mean/sum)
+//   backward      : x, y, [w], [p], dout  -> dx, dy, [dw], [dp] (each its input's shape)
+//   backward_input: x, y, [w], [p], dout  -> dx   (graph mode prunes the fused
+//                   backward when only dx is used, and runs this one pass)
 // x and y have one shape; w and p broadcast to it and are read in place.
 #ifndef MS_BCE_CPU_LOSS_DRIVER_H_
 #define MS_BCE_CPU_LOSS_DRIVER_H_
 
+#include <atomic>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+
 #include "common.h"
+#include "parallel.h"
+#include "simd_avx2.h"
 
 namespace ms_bce {
 
@@ -121,32 +134,294 @@ std::vector<std::vector<int64_t>> backward_infer_shape(int *ndims, int64_t **sha
   return infer_operand_shapes<Loss, HW, HP>(ndims, shapes);  // each gradient has its input's shape
 }
 
-// Pointers to the operands of one call, typed.
-template <class T, bool HW, bool HP>
-struct OperandPtrs {
-  const T *x, *y, *w, *p;
-  explicit OperandPtrs(void **params) {
-    x = static_cast<const T *>(params[0]);
-    y = static_cast<const T *>(params[1]);
-    w = HW ? static_cast<const T *>(params[Operands<HW, HP>::kWeight]) : nullptr;
-    p = HP ? static_cast<const T *>(params[Operands<HW, HP>::kPosWeight]) : nullptr;
-  }
-  // Loads element i of x/y and the broadcast operands at their run offsets.
-  void load(const Run &r, int64_t i, double *xv, double *yv, double *wv, double *pv) const {
-    *xv = to_float(x[r.flat + i]);
-    *yv = to_float(y[r.flat + i]);
-    *wv = HW ? static_cast<double>(to_float(w[r.off[0] + i * r.step[0]])) : 1.0;
-    *pv = HP ? static_cast<double>(to_float(p[r.off[HW ? 1 : 0] + i * r.step[HW ? 1 : 0]])) : 1.0;
-  }
+// ------------------------------------------------------------- segments ---
+
+// The unit a loss kernel works on: up to kSegment consecutive elements (flat
+// indices f0 .. f0 + n - 1).  x, y and the full-size outputs are contiguous;
+// weight and pos_weight arrive as contiguous float32 views of their broadcast
+// values (nullptr when absent), whatever their shape; weight/pos_weight
+// gradients leave as float32 per-element contributions for the driver to sum.
+constexpr int64_t kSegment = 1024;
+
+template <class T>
+struct Segment {
+  int64_t n = 0;
+  const T *x = nullptr, *y = nullptr;
+  const float *w = nullptr, *p = nullptr;
+  // forward: out for 'none', else the sum is added to *sum
+  T *out = nullptr;
+  double *sum = nullptr;
+  bool precise = false;  // a reduction small enough (one chunk) to compute each element in double
+  // backward: the incoming gradient per element (g, 'none') or one value
+  const T *g = nullptr;
+  float g_scalar = 0.0f;
+  T *dx = nullptr, *dy = nullptr;        // dy: nullptr for backward_input
+  float *dw = nullptr, *dp = nullptr;    // contributions; nullptr when not wanted
 };
 
+// The portable path: the loss's scalar element functions (double arithmetic).
+template <class Loss, class T, bool HW, bool HP>
+void forward_segment_scalar(const Segment<T> &s) {
+  double acc = 0.0;
+  for (int64_t i = 0; i < s.n; ++i) {
+    const double v = Loss::value(to_float(s.x[i]), to_float(s.y[i]), HW ? s.w[i] : 1.0, HP ? s.p[i] : 1.0);
+    if (s.out) s.out[i] = store_as<T>(v);
+    else acc += v;
+  }
+  if (!s.out) *s.sum += acc;
+}
+
+template <class Loss, class T, bool HW, bool HP>
+void backward_segment_scalar(const Segment<T> &s) {
+  for (int64_t i = 0; i < s.n; ++i) {
+    const double g = s.g ? static_cast<double>(to_float(s.g[i])) : static_cast<double>(s.g_scalar);
+    const Grad r = Loss::grad(to_float(s.x[i]), to_float(s.y[i]), HW ? s.w[i] : 1.0, HP ? s.p[i] : 1.0, g);
+    s.dx[i] = store_as<T>(r.dx);
+    if (s.dy) s.dy[i] = store_as<T>(r.dy);
+    if (s.dw) s.dw[i] = static_cast<float>(r.dw);
+    if (s.dp) s.dp[i] = static_cast<float>(r.dp);
+  }
+}
+
+// A segment on the vector path where this CPU has one, else the portable one.
+template <class Loss, class T, bool HW, bool HP>
+void forward_segment(const Segment<T> &s, bool vector) {
+#if defined(MS_BCE_HAVE_AVX2_PATH)
+  if (vector) {
+    Loss::template forward_avx2<T, HW, HP>(s);
+    return;
+  }
+#endif
+  (void)vector;
+  forward_segment_scalar<Loss, T, HW, HP>(s);
+}
+
+template <class Loss, class T, bool HW, bool HP, bool kAll>
+void backward_segment(const Segment<T> &s, bool vector) {
+#if defined(MS_BCE_HAVE_AVX2_PATH)
+  if (vector) {
+    Loss::template backward_avx2<T, HW, HP, kAll>(s);
+    return;
+  }
+#endif
+  (void)vector;
+  backward_segment_scalar<Loss, T, HW, HP>(s);
+}
+
+// --------------------------------------------------- broadcast operands ---
+
+// How a broadcast operand's offset follows the flat index f of the input.
+enum class OperandKind {
+  kFull,      // offset = f (no dimension broadcast)
+  kScalar,    // one value
+  kPeriodic,  // offset = f mod period: the operand is the input's trailing dims (per class, ...)
+  kGeneral,   // anything else (per sample (N, 1), mixed): gathered through its strides
+};
+
+constexpr int64_t kPeriodMax = 4096;  // periodic operands up to this size are expanded once per chunk
+
+struct OperandInfo {
+  OperandKind kind = OperandKind::kFull;
+  int64_t numel = 1;
+  bool monotone = true;  // kGeneral: the offset never decreases as f grows
+  BroadcastLayout layout;
+};
+
+inline OperandInfo classify_operand(const Shape &input, const Shape &operand) {
+  OperandInfo info;
+  info.numel = operand.numel;
+  const Shape *ops[1] = {&operand};
+  info.layout = make_layout(input, ops, 1);
+  const BroadcastLayout &l = info.layout;
+  if (operand.numel == input.numel) {
+    info.kind = OperandKind::kFull;
+  } else if (operand.numel == 1) {
+    info.kind = OperandKind::kScalar;
+  } else if (l.rank == 2 && l.stride[0][0] == 0 && l.stride[0][1] == 1 && operand.numel <= kPeriodMax) {
+    info.kind = OperandKind::kPeriodic;
+  } else {
+    info.kind = OperandKind::kGeneral;
+    for (int d = 1; d < l.rank; ++d) {
+      if (l.stride[0][d - 1] < l.extent[d] * l.stride[0][d]) info.monotone = false;  // a carry goes back
+    }
+  }
+  return info;
+}
+
+// Offset of flat index f in an operand (kGeneral, kPeriodic).
+inline int64_t operand_offset(const BroadcastLayout &l, int64_t f) {
+  int64_t off = 0;
+  for (int d = l.rank - 1; d >= 0; --d) {
+    off += (f % l.extent[d]) * l.stride[0][d];
+    f /= l.extent[d];
+  }
+  return off;
+}
+
+// The float32 values of one broadcast operand for successive segments of a
+// chunk, read in place (float32, full size) or through a small buffer.
+template <class T>
+class OperandView {
+ public:
+  OperandView(const T *data, const OperandInfo &info) : data_(data), info_(info) {
+    if (info.kind == OperandKind::kScalar) {
+      buf_.assign(kSegment, to_float(data[0]));
+    } else if (info.kind == OperandKind::kPeriodic) {
+      // period * (segments' worth + one) values, so any phase has kSegment ahead
+      const int64_t p = info.numel;
+      buf_.resize(p * ((kSegment + p - 1) / p + 1));
+      for (size_t i = 0; i < buf_.size(); ++i) buf_[i] = to_float(data[i % p]);
+    } else if (!(info.kind == OperandKind::kFull && std::is_same<T, float>::value)) {
+      buf_.resize(kSegment);
+    }
+  }
+
+  const float *segment(int64_t f0, int64_t n) {
+    switch (info_.kind) {
+      case OperandKind::kScalar:
+        return buf_.data();
+      case OperandKind::kPeriodic:
+        return buf_.data() + f0 % info_.numel;
+      case OperandKind::kFull:
+        if constexpr (std::is_same<T, float>::value) {
+          return data_ + f0;
+        } else {
+          for (int64_t i = 0; i < n; ++i) buf_[i] = to_float(data_[f0 + i]);
+          return buf_.data();
+        }
+      case OperandKind::kGeneral:
+        for_each_run(info_.layout, f0, f0 + n, [&](const Run &r) {
+          for (int64_t i = 0; i < r.len; ++i) buf_[r.flat - f0 + i] = to_float(data_[r.off[0] + i * r.step[0]]);
+        });
+        return buf_.data();
+    }
+    return nullptr;
+  }
+
+ private:
+  const T *data_;
+  const OperandInfo &info_;
+  std::vector<float> buf_;
+};
+
+// One chunk's sums of a broadcast operand's gradient contributions, over
+// offsets [lo, lo + sum.size()).
+struct ChunkGradient {
+  int64_t lo = 0;
+  std::vector<double> sum;
+};
+
+// Adds a segment's contributions c[0 .. n) (flat indices f0 ..) to a chunk's
+// sums: kScalar into one value, kPeriodic into an expanded buffer folded at
+// the chunk's end (fold_periodic), kGeneral at each element's offset.
+inline void add_contributions(const OperandInfo &info, const float *c, int64_t f0, int64_t n, ChunkGradient *g) {
+  switch (info.kind) {
+    case OperandKind::kScalar: {
+      double s = 0.0;
+      for (int64_t i = 0; i < n; ++i) s += c[i];
+      g->sum[0] += s;
+      return;
+    }
+    case OperandKind::kPeriodic: {
+      double *e = g->sum.data() + f0 % info.numel;
+      for (int64_t i = 0; i < n; ++i) e[i] += c[i];
+      return;
+    }
+    case OperandKind::kGeneral:
+      for_each_run(info.layout, f0, f0 + n, [&](const Run &r) {
+        double *e = g->sum.data() + (r.off[0] - g->lo);
+        for (int64_t i = 0; i < r.len; ++i) e[i * r.step[0]] += c[r.flat - f0 + i];
+      });
+      return;
+    case OperandKind::kFull:
+      return;  // written in place by the driver
+  }
+}
+
+// Chunk sums for an operand over flat indices [begin, end): the buffer and
+// the range of offsets it covers.
+inline ChunkGradient chunk_gradient(const OperandInfo &info, int64_t begin, int64_t end) {
+  ChunkGradient g;
+  switch (info.kind) {
+    case OperandKind::kScalar:
+      g.sum.assign(1, 0.0);
+      break;
+    case OperandKind::kPeriodic:  // expanded like OperandView's buffer, folded later
+      g.sum.assign(info.numel * ((kSegment + info.numel - 1) / info.numel + 1), 0.0);
+      break;
+    case OperandKind::kGeneral:
+      if (info.monotone && end > begin) {
+        g.lo = operand_offset(info.layout, begin);
+        g.sum.assign(operand_offset(info.layout, end - 1) - g.lo + 1, 0.0);
+      } else {
+        g.sum.assign(info.numel, 0.0);
+      }
+      break;
+    case OperandKind::kFull:
+      break;
+  }
+  return g;
+}
+
+// Folds a periodic chunk's expanded sums to one value per offset.
+inline void fold_periodic(const OperandInfo &info, ChunkGradient *g) {
+  if (info.kind != OperandKind::kPeriodic) return;
+  std::vector<double> folded(info.numel, 0.0);
+  for (size_t i = 0; i < g->sum.size(); ++i) folded[i % info.numel] += g->sum[i];
+  g->sum.swap(folded);
+}
+
+// ----------------------------------------------------------------- chunks ---
+
+// Work is split into chunks that depend only on the sizes: at least
+// kChunkMin elements each (below that, one thread does everything) and at
+// most kMaxChunks; fewer when the chunks' gradient sums of a large broadcast
+// operand would exceed a quarter of the input's element count.
+constexpr int64_t kChunkMin = int64_t{1} << 16;
+constexpr int64_t kMaxChunks = 64;
+
+inline int64_t chunk_count(int64_t n, const OperandInfo *reduced, int n_reduced) {
+  int64_t chunks = std::min(kMaxChunks, std::max<int64_t>(1, n / kChunkMin));
+  const int64_t budget = std::max<int64_t>(n / 4, int64_t{1} << 20);
+  for (int k = 0; k < n_reduced; ++k) {
+    const OperandInfo &info = reduced[k];
+    if (info.kind == OperandKind::kGeneral && !info.monotone) {
+      chunks = std::min(chunks, std::max<int64_t>(1, budget / std::max<int64_t>(1, info.numel)));
+    }
+  }
+  return chunks;
+}
+
+// Chunk c covers flat indices [begin, end); chunk sizes are multiples of kSegment.
+inline void chunk_range(int64_t n, int64_t chunks, int64_t c, int64_t *begin, int64_t *end) {
+  const int64_t per = ((n + chunks - 1) / chunks + kSegment - 1) / kSegment * kSegment;
+  *begin = std::min(n, c * per);
+  *end = std::min(n, (c + 1) * per);
+}
+
+// Runs body(c) for every chunk on the kernel thread pool; the first nonzero
+// Status (or exception) is returned.
+template <class Body>
+int run_chunks(int64_t chunks, Body &&body) {
+  std::atomic<int> status{kOk};
+  parallel_for(chunks, num_threads(), [&](int64_t c) {
+    try {
+      body(c);
+    } catch (const std::bad_alloc &) {
+      status.store(kNoMemory);
+    } catch (...) {
+      status.store(kInternal);
+    }
+  });
+  return status.load();
+}
+
+// ---------------------------------------------------------------- drivers ---
+
 template <bool HW, bool HP>
-BroadcastLayout operand_layout(const Shape *s) {
-  const Shape *ops[2];
-  int n = 0;
-  if (HW) ops[n++] = &s[Operands<HW, HP>::kWeight];
-  if (HP) ops[n++] = &s[Operands<HW, HP>::kPosWeight];
-  return make_layout(s[0], ops, n);
+void operand_infos(const Shape *s, OperandInfo *w, OperandInfo *p) {
+  if (HW) *w = classify_operand(s[0], s[Operands<HW, HP>::kWeight]);
+  if (HP) *p = classify_operand(s[0], s[Operands<HW, HP>::kPosWeight]);
 }
 
 template <class Loss, Reduction R, bool HW, bool HP>
@@ -157,107 +432,132 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
   if (Status st = check_operand_shapes<HW, HP>(a.shape)) return st;
   const Shape &out_shape = a.shape[kIn];
   if (R == Reduction::kNone ? !(out_shape == a.shape[0]) : out_shape.rank != 0) return kBadShape;
-  const BroadcastLayout layout = operand_layout<HW, HP>(a.shape);
   const int64_t n = a.shape[0].numel;
   return guarded([&] {
+    OperandInfo wi, pi;
+    operand_infos<HW, HP>(a.shape, &wi, &pi);
+    const int64_t chunks = chunk_count(n, nullptr, 0);
+    const bool vector = simd_path() == SimdPath::kAvx2;
     return dispatch_dtype(a.dtype, [&]<class T>() {
-      const OperandPtrs<T, HW, HP> in(params);
+      const T *x = static_cast<const T *>(params[0]);
+      const T *y = static_cast<const T *>(params[1]);
       T *out = static_cast<T *>(params[kIn]);
-      if (R == Reduction::kNone) {
-        for_each_run(layout, 0, n, [&](const Run &r) {
-          for (int64_t i = 0; i < r.len; ++i) {
-            double x, y, w, p;
-            in.load(r, i, &x, &y, &w, &p);
-            out[r.flat + i] = store_as<T>(Loss::value(x, y, w, p));
-          }
-        });
-        return static_cast<int>(kOk);
-      }
-      std::vector<double> partial(tile_count(n), 0.0);
-      for_each_tile(n, [&](int64_t t, int64_t begin, int64_t end) {
-        double acc = 0.0;
-        for_each_run(layout, begin, end, [&](const Run &r) {
-          for (int64_t i = 0; i < r.len; ++i) {
-            double x, y, w, p;
-            in.load(r, i, &x, &y, &w, &p);
-            acc += Loss::value(x, y, w, p);
-          }
-        });
-        partial[t] = acc;
+      std::vector<double> partial(chunks, 0.0);
+      const int st = run_chunks(chunks, [&](int64_t c) {
+        int64_t begin, end;
+        chunk_range(n, chunks, c, &begin, &end);
+        std::optional<OperandView<T>> wv, pv;
+        if (HW) wv.emplace(static_cast<const T *>(params[Operands<HW, HP>::kWeight]), wi);
+        if (HP) pv.emplace(static_cast<const T *>(params[Operands<HW, HP>::kPosWeight]), pi);
+        for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
+          Segment<T> s;
+          s.n = std::min(kSegment, end - f0);
+          s.x = x + f0;
+          s.y = y + f0;
+          if (HW) s.w = wv->segment(f0, s.n);
+          if (HP) s.p = pv->segment(f0, s.n);
+          if (R == Reduction::kNone) s.out = out + f0;
+          else s.sum = &partial[c];
+          s.precise = R != Reduction::kNone && n <= kChunkMin;
+          forward_segment<Loss, T, HW, HP>(s, vector);
+        }
       });
-      const double sum = combine_in_order(partial);
-      // mean of an empty tensor is 0/0 = NaN, its sum 0
-      out[0] = store_as<T>(R == Reduction::kMean ? sum / static_cast<double>(n) : sum);
+      if (st != kOk) return st;
+      if (R != Reduction::kNone) {
+        const double sum = combine_in_order(partial);
+        // mean of an empty tensor is 0/0 = NaN, its sum 0
+        out[0] = store_as<T>(R == Reduction::kMean ? sum / static_cast<double>(n) : sum);
+      }
       return static_cast<int>(kOk);
     });
   });
 }
 
-// Gradient of a broadcast operand: written in place when the operand is full
-// size (each element touched once), otherwise summed in double, in flat-index
-// order, over the broadcast dimensions.
-template <class T>
-struct ReducedGrad {
-  T *out;
-  int64_t numel;
-  bool direct;
-  std::vector<double> acc;
-  ReducedGrad(T *o, int64_t operand_numel, int64_t total) : out(o), numel(operand_numel), direct(operand_numel == total) {
-    if (!direct) acc.assign(static_cast<size_t>(operand_numel), 0.0);
-  }
-  void add(int64_t off, double v) {
-    if (direct) out[off] = store_as<T>(v);
-    else acc[off] += v;
-  }
-  void finish() {
-    if (direct) return;
-    for (int64_t i = 0; i < numel; ++i) out[i] = store_as<T>(acc[i]);
-  }
-};
-
-template <class Loss, Reduction R, bool HW, bool HP>
+// kAll: the fused backward (dx, dy[, dw][, dp]); otherwise dx only.
+template <class Loss, Reduction R, bool HW, bool HP, bool kAll>
 int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   constexpr int kIn = Operands<HW, HP>::kCount;
   constexpr int kDout = kIn;
+  constexpr int kOut = kAll ? kIn : 1;
   Args a;
-  if (Status st = read_args(nparam, 2 * kIn + 1, params, ndims, shapes, dtypes, &a)) return st;
+  if (Status st = read_args(nparam, kIn + 1 + kOut, params, ndims, shapes, dtypes, &a)) return st;
   if (Status st = check_operand_shapes<HW, HP>(a.shape)) return st;
   if (R == Reduction::kNone ? !(a.shape[kDout] == a.shape[0]) : a.shape[kDout].rank != 0) return kBadShape;
-  for (int k = 0; k < kIn; ++k) {
+  for (int k = 0; k < kOut; ++k) {
     if (!(a.shape[kDout + 1 + k] == a.shape[k])) return kBadShape;  // each gradient has its input's shape
   }
-  const BroadcastLayout layout = operand_layout<HW, HP>(a.shape);
   const int64_t n = a.shape[0].numel;
   return guarded([&] {
+    OperandInfo wi, pi;
+    operand_infos<HW, HP>(a.shape, &wi, &pi);
+    OperandInfo reduced[2];
+    int n_reduced = 0;
+    if (kAll && HW) reduced[n_reduced++] = wi;
+    if (kAll && HP) reduced[n_reduced++] = pi;
+    const int64_t chunks = chunk_count(n, reduced, n_reduced);
+    const bool vector = simd_path() == SimdPath::kAvx2;
     return dispatch_dtype(a.dtype, [&]<class T>() {
-      const OperandPtrs<T, HW, HP> in(params);
+      const T *x = static_cast<const T *>(params[0]);
+      const T *y = static_cast<const T *>(params[1]);
       const T *dout = static_cast<const T *>(params[kDout]);
       T *dx = static_cast<T *>(params[kDout + 1]);
-      T *dy = static_cast<T *>(params[kDout + 2]);
-      ReducedGrad<T> dw(HW ? static_cast<T *>(params[kDout + 3]) : nullptr,
-                        HW ? a.shape[Operands<HW, HP>::kWeight].numel : 0, n);
-      ReducedGrad<T> dp(HP ? static_cast<T *>(params[kDout + 3 + HW]) : nullptr,
-                        HP ? a.shape[Operands<HW, HP>::kPosWeight].numel : 0, n);
+      T *dy = kAll ? static_cast<T *>(params[kDout + 2]) : nullptr;
+      T *dw = (kAll && HW) ? static_cast<T *>(params[kDout + 3]) : nullptr;
+      T *dp = (kAll && HP) ? static_cast<T *>(params[kDout + 3 + HW]) : nullptr;
       // for mean/sum the incoming gradient is one value, spread over all elements
-      double g_all = 0.0;
+      float g_all = 0.0f;
       if (R != Reduction::kNone) {
-        g_all = to_float(dout[0]);
-        if (R == Reduction::kMean) g_all /= static_cast<double>(n);
+        double g = to_float(dout[0]);
+        if (R == Reduction::kMean) g /= static_cast<double>(n);
+        g_all = static_cast<float>(g);
       }
-      for_each_run(layout, 0, n, [&](const Run &r) {
-        for (int64_t i = 0; i < r.len; ++i) {
-          double x, y, w, p;
-          in.load(r, i, &x, &y, &w, &p);
-          const double g = R == Reduction::kNone ? static_cast<double>(to_float(dout[r.flat + i])) : g_all;
-          const Grad gr = Loss::grad(x, y, w, p, g);
-          dx[r.flat + i] = store_as<T>(gr.dx);
-          dy[r.flat + i] = store_as<T>(gr.dy);
-          if (HW) dw.add(r.off[0] + i * r.step[0], gr.dw);
-          if (HP) dp.add(r.off[HW ? 1 : 0] + i * r.step[HW ? 1 : 0], gr.dp);
+      std::vector<ChunkGradient> wsum(dw && wi.kind != OperandKind::kFull ? chunks : 0);
+      std::vector<ChunkGradient> psum(dp && pi.kind != OperandKind::kFull ? chunks : 0);
+      const int st = run_chunks(chunks, [&](int64_t c) {
+        int64_t begin, end;
+        chunk_range(n, chunks, c, &begin, &end);
+        std::optional<OperandView<T>> wv, pv;
+        if (HW) wv.emplace(static_cast<const T *>(params[Operands<HW, HP>::kWeight]), wi);
+        if (HP) pv.emplace(static_cast<const T *>(params[Operands<HW, HP>::kPosWeight]), pi);
+        if (!wsum.empty()) wsum[c] = chunk_gradient(wi, begin, end);
+        if (!psum.empty()) psum[c] = chunk_gradient(pi, begin, end);
+        float cw[kSegment], cp[kSegment];
+        for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
+          Segment<T> s;
+          s.n = std::min(kSegment, end - f0);
+          s.x = x + f0;
+          s.y = y + f0;
+          if (HW) s.w = wv->segment(f0, s.n);
+          if (HP) s.p = pv->segment(f0, s.n);
+          if (R == Reduction::kNone) s.g = dout + f0;
+          s.g_scalar = g_all;
+          s.dx = dx + f0;
+          if (kAll) s.dy = dy + f0;
+          if (dw) s.dw = cw;
+          if (dp) s.dp = cp;
+          backward_segment<Loss, T, HW, HP, kAll>(s, vector);
+          if (dw) {
+            if (wi.kind == OperandKind::kFull) for (int64_t i = 0; i < s.n; ++i) dw[f0 + i] = store_as<T>(cw[i]);
+            else add_contributions(wi, cw, f0, s.n, &wsum[c]);
+          }
+          if (dp) {
+            if (pi.kind == OperandKind::kFull) for (int64_t i = 0; i < s.n; ++i) dp[f0 + i] = store_as<T>(cp[i]);
+            else add_contributions(pi, cp, f0, s.n, &psum[c]);
+          }
         }
+        if (!wsum.empty()) fold_periodic(wi, &wsum[c]);
+        if (!psum.empty()) fold_periodic(pi, &psum[c]);
       });
-      if (HW) dw.finish();
-      if (HP) dp.finish();
+      if (st != kOk) return st;
+      // chunk sums combined in chunk order: the same bits whatever the threads
+      for (auto [sums, out, numel] : {std::tuple{&wsum, dw, wi.numel}, std::tuple{&psum, dp, pi.numel}}) {
+        if (out == nullptr || (sums->empty() && n > 0)) continue;  // absent, or written in place
+        std::vector<double> total(numel, 0.0);
+        for (const ChunkGradient &g : *sums) {
+          for (size_t i = 0; i < g.sum.size(); ++i) total[g.lo + i] += g.sum[i];
+        }
+        for (int64_t i = 0; i < numel; ++i) out[i] = store_as<T>(total[i]);
+      }
       return static_cast<int>(kOk);
     });
   });
@@ -265,9 +565,9 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
 
 }  // namespace ms_bce
 
-// Exports the forward and backward entry points (and their InferShape
-// functions) of one loss for one reduction and one operand set, named
-// <prefix>_<forward|backward>_<reduction><suffix>.
+// Exports the entry points (and their InferShape functions) of one loss for
+// one reduction and one operand set, named
+// <prefix>_<forward|backward|backward_input>_<reduction><suffix>.
 #define MS_BCE_EXPORT_VARIANT(Loss, prefix, R, rname, HW, HP, suffix)                                            \
   MS_BCE_KERNEL(prefix##_forward_##rname##suffix) {                                                              \
     (void)stream; (void)extra;                                                                                   \
@@ -279,11 +579,19 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
   }                                                                                                              \
   MS_BCE_KERNEL(prefix##_backward_##rname##suffix) {                                                             \
     (void)stream; (void)extra;                                                                                   \
-    return ms_bce::backward<Loss, ms_bce::Reduction::R, HW, HP>(nparam, params, ndims, shapes, dtypes);          \
+    return ms_bce::backward<Loss, ms_bce::Reduction::R, HW, HP, true>(nparam, params, ndims, shapes, dtypes);    \
   }                                                                                                              \
   MS_BCE_INFER_MULTI(prefix##_backward_##rname##suffix) {                                                        \
     (void)extra;                                                                                                 \
     return ms_bce::backward_infer_shape<Loss, ms_bce::Reduction::R, HW, HP>(ndims, shapes);                      \
+  }                                                                                                              \
+  MS_BCE_KERNEL(prefix##_backward_input_##rname##suffix) {                                                       \
+    (void)stream; (void)extra;                                                                                   \
+    return ms_bce::backward<Loss, ms_bce::Reduction::R, HW, HP, false>(nparam, params, ndims, shapes, dtypes);   \
+  }                                                                                                              \
+  MS_BCE_INFER(prefix##_backward_input_##rname##suffix) {                                                        \
+    (void)extra;                                                                                                 \
+    return ms_bce::forward_infer_shape<Loss, ms_bce::Reduction::kNone, HW, HP>(ndims, shapes);                   \
   }
 
 #define MS_BCE_EXPORT_REDUCTIONS(Loss, prefix, HW, HP, suffix)          \

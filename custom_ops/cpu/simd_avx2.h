@@ -1,0 +1,325 @@
+// AVX2 + FMA + F16C building blocks (8 float32 lanes): loads and stores of
+// every storage type, the vector maths the losses need, and the double
+// accumulation of sums.  Compiled for those instructions whatever the build
+// flags (target pragma); called only after a run-time CPU check
+// (cpu_has_avx2()), so one library serves every x86-64 machine.
+//
+// Accuracy, measured exhaustively against double libm over every float32 of
+// the domains (tests/test_vector_math.py re-checks a dense sample):
+//   exp_nonpos: e^t for t <= 0, subnormal results included   <= 1.08 ULP
+//   log1p_unit: log1p(e) for e in [0, 1]                      <= 1.00 ULP
+//   log_via_double: log(a) for a > 0, evaluated in double     correctly rounded
+//                   (to float) except in rare near-halfway cases
+// NaN passes through; no -ffast-math: inf and NaN keep their IEEE meaning.
+#ifndef MS_BCE_CPU_SIMD_AVX2_H_
+#define MS_BCE_CPU_SIMD_AVX2_H_
+
+#include "common.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MS_BCE_HAVE_AVX2_PATH 1
+#include <immintrin.h>
+
+// Code between MS_BCE_AVX2_BEGIN and MS_BCE_AVX2_END is compiled for AVX2 +
+// FMA + F16C (the losses put their vector kernels there).
+#if defined(__clang__)
+#define MS_BCE_AVX2_BEGIN \
+  _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c\"))), apply_to = function)")
+#define MS_BCE_AVX2_END _Pragma("clang attribute pop")
+#else
+#define MS_BCE_AVX2_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,f16c\")")
+#define MS_BCE_AVX2_END _Pragma("GCC pop_options")
+#endif
+
+MS_BCE_AVX2_BEGIN
+
+namespace ms_bce {
+namespace avx2 {
+
+constexpr int kLanes = 8;
+
+// ------------------------------------------------------------ load/store ---
+
+inline __m256 load(const float *p) { return _mm256_loadu_ps(p); }
+inline __m256 load(const Half *p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p))); }
+inline __m256 load(const BFloat16 *p) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+
+inline void store(float *p, __m256 v) { _mm256_storeu_ps(p, v); }
+inline void store(Half *p, __m256 v) {  // round to nearest even, as half_from_float
+  _mm_storeu_si128(reinterpret_cast<__m128i *>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+inline void store(BFloat16 *p, __m256 v) {  // round to nearest even; NaN stays a quiet NaN (as bfloat16_from_float)
+  const __m256i u = _mm256_castps_si256(v);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7FFF), lsb)), 16);
+  const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+  const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  r = _mm256_blendv_epi8(r, quiet, nan);
+  // pack the low 16 bits of the 8 lanes
+  const __m256i packed = _mm256_packus_epi32(_mm256_and_si256(r, _mm256_set1_epi32(0xFFFF)), _mm256_setzero_si256());
+  const __m256i ordered = _mm256_permute4x64_epi64(packed, 0x08);  // lanes 0-3 and 4-7 side by side
+  _mm_storeu_si128(reinterpret_cast<__m128i *>(p), _mm256_castsi256_si128(ordered));
+}
+
+// Loads/stores of a partial vector (n < 8 elements) through a padded buffer,
+// so the tail of a run goes through exactly the same arithmetic.
+template <class T>
+inline __m256 load_partial(const T *p, int64_t n) {
+  T buf[kLanes] = {};
+  for (int64_t i = 0; i < n; ++i) buf[i] = p[i];
+  return load(buf);
+}
+template <class T>
+inline void store_partial(T *p, __m256 v, int64_t n) {
+  T buf[kLanes];
+  store(buf, v);
+  for (int64_t i = 0; i < n; ++i) p[i] = buf[i];
+}
+
+// m elements from p (m = 8, or fewer at a segment's tail).
+template <class T>
+inline __m256 load_n(const T *p, int64_t m) { return m == kLanes ? load(p) : load_partial(p, m); }
+template <class T>
+inline void store_n(T *p, __m256 v, int64_t m) {
+  if (m == kLanes) store(p, v);
+  else store_partial(p, v, m);
+}
+
+// Lanes [0, m) set.
+inline __m256 lane_mask(int64_t m) {
+  return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(m)),
+                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+}
+
+// body(i, m) for i = 0, 8, 16, ... with m = 8 elements (fewer for the tail).
+template <class Body>
+inline void for_each_vector(int64_t n, Body &&body) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) body(i, kLanes);
+  if (i < n) body(i, n - i);
+}
+
+// -------------------------------------------------------------- helpers ---
+
+inline __m256 splat(float v) { return _mm256_set1_ps(v); }
+inline __m256 is_nan(__m256 v) { return _mm256_cmp_ps(v, v, _CMP_UNORD_Q); }
+inline bool any(__m256 mask) { return _mm256_movemask_ps(mask) != 0; }
+inline __m256 abs(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+inline __m256 neg(__m256 v) { return _mm256_xor_ps(v, _mm256_set1_ps(-0.0f)); }
+inline __m256 neg_abs(__m256 v) { return _mm256_or_ps(v, _mm256_set1_ps(-0.0f)); }  // -|v|
+inline __m256 select(__m256 mask, __m256 if_true, __m256 if_false) { return _mm256_blendv_ps(if_false, if_true, mask); }
+
+// a * b with 0 * inf = 0 (NaN still propagates): the scalar mul0, lane-wise.
+inline __m256 mul0(__m256 a, __m256 b) {
+  const __m256 r = _mm256_mul_ps(a, b);
+  const __m256 r_nan = is_nan(r);
+  if (!any(r_nan)) return r;  // the common case: one compare
+  const __m256 input_nan = _mm256_or_ps(is_nan(a), is_nan(b));
+  return select(_mm256_andnot_ps(input_nan, r_nan), _mm256_setzero_ps(), r);
+}
+
+// Adds the 8 lanes of v to two double accumulators (lanes 0-3, 4-7).
+inline void accumulate(__m256d *lo, __m256d *hi, __m256 v) {
+  *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+  *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+// The accumulators' total, lanes summed in a fixed order.
+inline double total(__m256d lo, __m256d hi) {
+  alignas(32) double a[4], b[4];
+  _mm256_store_pd(a, lo);
+  _mm256_store_pd(b, hi);
+  return ((a[0] + b[0]) + (a[1] + b[1])) + ((a[2] + b[2]) + (a[3] + b[3]));
+}
+
+// -------------------------------------------------------------- maths ---
+
+// e^t for t <= 0 (NaN passes).  t = n ln2 + r, |r| <= ln2/2 (Cody-Waite, two
+// constants), e^r = 1 + r + r^2 P(r) with P of degree 4 fitted near-minimax on
+// that interval; 2^n applied in two factors so results down to 2^-149 keep
+// their subnormal bits.
+inline __m256 exp_nonpos(__m256 t) {
+  const __m256 tc = _mm256_max_ps(t, splat(-104.0f));  // below: e^t < 2^-150 rounds to 0 (NaN -> -104, restored)
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(tc, splat(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, splat(0.693145751953125f), tc);  // ln2_hi: 15 bits, n * ln2_hi exact
+  r = _mm256_fnmadd_ps(n, splat(1.428606765330187045e-06f), r);
+  __m256 p = splat(0.001394110782972767f);
+  p = _mm256_fmadd_ps(p, r, splat(0.008363175256497248f));
+  p = _mm256_fmadd_ps(p, r, splat(0.04166637531920364f));
+  p = _mm256_fmadd_ps(p, r, splat(0.16666577005943523f));
+  p = _mm256_fmadd_ps(p, r, splat(0.5000000026923769f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+  p = _mm256_add_ps(p, splat(1.0f));
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i small = _mm256_cmpgt_epi32(_mm256_set1_epi32(-126), ni);
+  const __m256i n1 = _mm256_add_epi32(ni, _mm256_and_si256(small, _mm256_set1_epi32(64)));
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
+  const __m256 s2 = select(_mm256_castsi256_ps(small), splat(5.421010862427522e-20f), splat(1.0f));  // 2^-64
+  const __m256 res = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  return select(is_nan(t), t, res);
+}
+
+// log1p(e) for e in [0, 1] (NaN passes): 2 atanh(s), s = e / (2 + e), with s
+// carried as s_hi + s_lo: s_hi = e * (1 / d) with d = 2 + e rounded (its
+// error d_err exact by Fast2Sum, 2 >= e), the residual e - s_hi d exact by
+// FMA, so s_lo restores what both roundings lost with one division in all.
+// atanh(s) = s + s^3 Q(s^2).
+inline __m256 log1p_unit(__m256 e) {
+  const __m256 two = splat(2.0f);
+  const __m256 d = _mm256_add_ps(two, e);
+  const __m256 d_err = _mm256_sub_ps(e, _mm256_sub_ps(d, two));
+  const __m256 rd = _mm256_div_ps(splat(1.0f), d);
+  const __m256 s_hi = _mm256_mul_ps(e, rd);
+  const __m256 resid = _mm256_fnmadd_ps(s_hi, d, e);
+  const __m256 s_lo = _mm256_mul_ps(_mm256_fnmadd_ps(s_hi, d_err, resid), rd);
+  const __m256 t = _mm256_mul_ps(s_hi, s_hi);
+  __m256 q = splat(0.11552110070024936f);
+  q = _mm256_fmadd_ps(q, t, splat(0.10868275305235896f));
+  q = _mm256_fmadd_ps(q, t, splat(0.1429493571958701f));
+  q = _mm256_fmadd_ps(q, t, splat(0.1999989107215678f));
+  q = _mm256_fmadd_ps(q, t, splat(0.3333333335699241f));
+  const __m256 tail = _mm256_fmadd_ps(_mm256_mul_ps(s_hi, t), q, s_lo);
+  return _mm256_fmadd_ps(tail, two, _mm256_add_ps(s_hi, s_hi));
+}
+
+// ---------------------------------------------------- 4 double lanes ---
+// Small 'mean'/'sum' reductions of the logits loss are computed in double
+// (Segment::precise): a float32 element is off by up to a few ulp, which can
+// move a short mean across a rounding boundary (the seed example's lies 0.22
+// ulp from one); large reductions stay in float32, within the spec's 1e-6.
+
+inline __m256d splat_pd(double v) { return _mm256_set1_pd(v); }
+inline __m256d is_nan_pd(__m256d v) { return _mm256_cmp_pd(v, v, _CMP_UNORD_Q); }
+inline __m256d mul0_pd(__m256d a, __m256d b) {
+  const __m256d r = _mm256_mul_pd(a, b);
+  const __m256d r_nan = is_nan_pd(r);
+  if (_mm256_movemask_pd(r_nan) == 0) return r;
+  const __m256d input_nan = _mm256_or_pd(is_nan_pd(a), is_nan_pd(b));
+  return _mm256_blendv_pd(r, _mm256_setzero_pd(), _mm256_andnot_pd(input_nan, r_nan));
+}
+
+// e^t for t <= 0 in double (relative error ~2e-14; t below -708 gives
+// e^-708, which no float32 result can tell from 0).  NaN passes.
+inline __m256d exp_nonpos_pd(__m256d t) {
+  const __m256d tc = _mm256_max_pd(t, splat_pd(-708.0));
+  const __m256d n = _mm256_round_pd(_mm256_mul_pd(tc, splat_pd(1.4426950408889634)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256d r = _mm256_fnmadd_pd(n, splat_pd(0.6931471805598903), tc);  // ln2 with 11 low bits zero
+  r = _mm256_fnmadd_pd(n, splat_pd(5.497923018708371e-14), r);
+  __m256d p = splat_pd(2.7576204628023803e-07);
+  p = _mm256_fmadd_pd(p, r, splat_pd(2.762504874619337e-06));
+  p = _mm256_fmadd_pd(p, r, splat_pd(2.4801626759217302e-05));
+  p = _mm256_fmadd_pd(p, r, splat_pd(0.00019841208872770967));
+  p = _mm256_fmadd_pd(p, r, splat_pd(0.001388888883798069));
+  p = _mm256_fmadd_pd(p, r, splat_pd(0.008333333353641345));
+  p = _mm256_fmadd_pd(p, r, splat_pd(0.04166666666681404));
+  p = _mm256_fmadd_pd(p, r, splat_pd(0.16666666666648453));
+  p = _mm256_fmadd_pd(p, r, splat_pd(0.5000000000000001));
+  p = _mm256_fmadd_pd(p, _mm256_mul_pd(r, r), r);
+  p = _mm256_add_pd(p, splat_pd(1.0));
+  // 2^n, n in [-1022, 0], built in the exponent field
+  const __m128i n32 = _mm256_cvtpd_epi32(n);
+  const __m256i n64 = _mm256_cvtepi32_epi64(n32);
+  const __m256d scale = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(n64, _mm256_set1_epi64x(1023)), 52));
+  const __m256d res = _mm256_mul_pd(p, scale);
+  return _mm256_blendv_pd(res, t, is_nan_pd(t));
+}
+
+// log1p(e) for e in [0, 1] in double: 2 atanh(s), s = e / (2 + e) (relative
+// error ~1e-15).  NaN passes.
+inline __m256d log1p_unit_pd(__m256d e) {
+  const __m256d s = _mm256_div_pd(e, _mm256_add_pd(splat_pd(2.0), e));
+  const __m256d t = _mm256_mul_pd(s, s);
+  __m256d q = splat_pd(0.029257971153721085);
+  q = _mm256_fmadd_pd(q, t, splat_pd(0.07610866576563023));
+  q = _mm256_fmadd_pd(q, t, splat_pd(0.06308717490631996));
+  q = _mm256_fmadd_pd(q, t, splat_pd(0.07728255253976705));
+  q = _mm256_fmadd_pd(q, t, splat_pd(0.09088961745646887));
+  q = _mm256_fmadd_pd(q, t, splat_pd(0.1111116766030492));
+  q = _mm256_fmadd_pd(q, t, splat_pd(0.1428571348511265));
+  q = _mm256_fmadd_pd(q, t, splat_pd(0.20000000004298973));
+  q = _mm256_fmadd_pd(q, t, splat_pd(0.33333333333329523));
+  const __m256d a = _mm256_fmadd_pd(_mm256_mul_pd(s, t), q, s);
+  return _mm256_add_pd(a, a);
+}
+
+// The low and high 4 lanes of 8 floats as doubles, and back.
+inline __m256d low_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
+inline __m256d high_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
+inline __m256 to_ps(__m256d lo, __m256d hi) { return _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo)); }
+
+// Double lanes [0, m) of the low (first) and high (second) halves of 8.
+inline __m256d lane_mask_pd(int64_t m, bool high) {
+  const double base = high ? 4.0 : 0.0;
+  return _mm256_cmp_pd(_mm256_setr_pd(base, base + 1, base + 2, base + 3), splat_pd(static_cast<double>(m)),
+                       _CMP_LT_OQ);
+}
+
+// log(a) of 4 doubles, a > 0 finite (subnormal doubles do not occur: a comes
+// from float32).  a = 2^k m, m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s),
+// s = (m - 1)/(m + 1), |s| <= 0.1716, series to s^15 (error < 2^-44).
+inline __m256d log_pd(__m256d a) {
+  const __m256i bits = _mm256_castpd_si256(a);
+  // exponent and mantissa in [1, 2)
+  __m256i k = _mm256_sub_epi64(_mm256_srli_epi64(bits, 52), _mm256_set1_epi64x(1023));
+  __m256d m = _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi64x(0x000FFFFFFFFFFFFFll)),
+                                                  _mm256_set1_epi64x(0x3FF0000000000000ll)));
+  const __m256d big = _mm256_cmp_pd(m, _mm256_set1_pd(1.4142135623730951), _CMP_GT_OQ);
+  m = _mm256_blendv_pd(m, _mm256_mul_pd(m, _mm256_set1_pd(0.5)), big);
+  k = _mm256_add_epi64(k, _mm256_and_si256(_mm256_castpd_si256(big), _mm256_set1_epi64x(1)));
+  const __m256d one = _mm256_set1_pd(1.0);
+  const __m256d s = _mm256_div_pd(_mm256_sub_pd(m, one), _mm256_add_pd(m, one));
+  const __m256d t = _mm256_mul_pd(s, s);
+  __m256d q = _mm256_set1_pd(1.0 / 15);
+  q = _mm256_fmadd_pd(q, t, _mm256_set1_pd(1.0 / 13));
+  q = _mm256_fmadd_pd(q, t, _mm256_set1_pd(1.0 / 11));
+  q = _mm256_fmadd_pd(q, t, _mm256_set1_pd(1.0 / 9));
+  q = _mm256_fmadd_pd(q, t, _mm256_set1_pd(1.0 / 7));
+  q = _mm256_fmadd_pd(q, t, _mm256_set1_pd(1.0 / 5));
+  q = _mm256_fmadd_pd(q, t, _mm256_set1_pd(1.0 / 3));
+  const __m256d log_m = _mm256_mul_pd(_mm256_set1_pd(2.0), _mm256_fmadd_pd(_mm256_mul_pd(s, t), q, s));
+  // k to double: k is small (|k| < 1100), so via 32-bit conversion of the low words
+  const __m128i k32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(k, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
+  const __m256d kd = _mm256_cvtepi32_pd(k32);
+  return _mm256_fmadd_pd(kd, _mm256_set1_pd(0.6931471805599453), log_m);
+}
+
+// log(a) for 8 float lanes, a >= 0 or NaN, evaluated in double and rounded
+// once: correctly rounded but in rare near-halfway cases; log(0) = -inf,
+// log(negative) = NaN, log(inf) = inf, NaN passes.
+inline __m256 log_via_double(__m256 a) {
+  const __m256d lo = log_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)));
+  const __m256d hi = log_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+  __m256 r = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
+  const __m256 zero = _mm256_setzero_ps();
+  r = select(_mm256_cmp_ps(a, zero, _CMP_EQ_OQ), splat(-INFINITY), r);
+  r = select(_mm256_cmp_ps(a, zero, _CMP_LT_OQ), splat(NAN), r);
+  r = select(_mm256_cmp_ps(a, splat(INFINITY), _CMP_EQ_OQ), splat(INFINITY), r);
+  return select(is_nan(a), a, r);
+}
+
+}  // namespace avx2
+}  // namespace ms_bce
+
+MS_BCE_AVX2_END
+
+#endif  // x86-64
+
+namespace ms_bce {
+// True when this CPU runs the AVX2 path (AVX2, FMA and F16C).
+inline bool cpu_has_avx2() {
+#if defined(MS_BCE_HAVE_AVX2_PATH)
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                          __builtin_cpu_supports("f16c");
+  return has;
+#else
+  return false;
+#endif
+}
+}  // namespace ms_bce
+
+#endif  // MS_BCE_CPU_SIMD_AVX2_H_

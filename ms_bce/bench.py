@@ -1,0 +1,214 @@
+"""The benchmark: ms_bce's BCEWithLogitsLoss against MindSpore's built-in (and
+PyTorch, when installed), forward ('mean') and forward+backward (the loss and
+its gradient with respect to the logits, as training needs them), PyNative and graph mode, float32 and
+float16, over a range of sizes, all in one run; with the NumPy read-bandwidth
+floor (the time to read the forward's inputs once).  Prints medians and
+ratios, writes the results as JSON and a plot as PNG.
+
+    python -m ms_bce.bench [--sizes 16,1000,...] [--repeats N] [--threads N]
+                           [--dtypes float32,float16] [--modes pynative,graph]
+                           [--out bench_out]
+
+Inputs are 1-D with full-size weight and pos_weight (the heaviest broadcast).
+Times are medians of --repeats runs after warm-up, each run synchronised.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn
+from mindspore.common.api import _pynative_executor
+
+import ms_bce
+
+DEFAULT_SIZES = (16, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+
+
+def _median_time(fn, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _sync(result):
+    """Waits for queued work (PyNative launches asynchronously; mindspore.runtime.synchronize
+    does not support the CPU)."""
+    _pynative_executor.sync()
+    return result
+
+
+class _Loss(nn.Cell):
+    def __init__(self, fn, w, p):
+        super().__init__()
+        self.fn = fn
+        self.w = w
+        self.p = p
+
+    def construct(self, x, y):
+        return self.fn(x, y, self.w, self.p, "mean")
+
+
+def _mindspore_cases(fn, x, y, w, p, mode):
+    """(forward, forward+backward) callables for a MindSpore-style function;
+    forward+backward is the loss and its gradient with respect to the logits
+    (value_and_grad: graph mode would otherwise drop the forward)."""
+    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+    loss = _Loss(fn, w, p)
+    value_and_grad = ms.value_and_grad(loss, grad_position=0)
+    return (lambda: _sync(loss(x, y))), (lambda: _sync(value_and_grad(x, y)))
+
+
+def _torch_cases(x, y, w, p, dtype, threads):
+    import torch  # optional
+    if threads:
+        torch.set_num_threads(threads)
+    tdt = {"float32": torch.float32, "float16": torch.float16}[dtype]
+    xt, yt, wt, pt = (torch.from_numpy(a).to(tdt) for a in (x, y, w, p))
+    xg = xt.clone().requires_grad_(True)
+    F = torch.nn.functional
+
+    def forward():
+        return F.binary_cross_entropy_with_logits(xt, yt, wt, pos_weight=pt)
+
+    def forward_backward():
+        xg.grad = None
+        F.binary_cross_entropy_with_logits(xg, yt, wt, pos_weight=pt).backward()
+    return forward, forward_backward
+
+
+def run(sizes, repeats, dtypes, modes, threads, log=print):
+    """Measures every case; returns a list of result rows (dicts)."""
+    if threads:
+        ms_bce.set_num_threads(threads)
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    rng = np.random.default_rng(0)
+    rows = []
+    for dtype in dtypes:
+        npdt = np.float16 if dtype == "float16" else np.float32
+        msdt = ms.float16 if dtype == "float16" else ms.float32
+        for n in sizes:
+            x = rng.normal(scale=3.0, size=n).astype(npdt)
+            y = (rng.random(n) > 0.5).astype(npdt)
+            w = rng.uniform(0.5, 2.0, n).astype(npdt)
+            p = rng.uniform(0.5, 3.0, n).astype(npdt)
+            reps = repeats if n <= 1_000_000 else max(5, repeats // 2)
+            floor = _median_time(lambda: [a.sum() for a in (x, y, w, p)], reps)
+            tensors = [ms.Tensor(a, msdt) for a in (x, y, w, p)]
+            row = {"dtype": dtype, "n": n, "numpy_read_floor": floor}
+            for mode in modes:
+                for impl, fn in (("ms_bce", ms_bce.ops.binary_cross_entropy_with_logits),
+                                 ("builtin", ms.ops.binary_cross_entropy_with_logits)):
+                    forward, forward_backward = _mindspore_cases(fn, *tensors, mode)
+                    row[f"{impl}_{mode}_forward"] = _median_time(forward, reps)
+                    row[f"{impl}_{mode}_forward_backward"] = _median_time(forward_backward, reps)
+            ms.set_context(mode=ms.PYNATIVE_MODE)
+            if have_torch:
+                forward, forward_backward = _torch_cases(x, y, w, p, dtype, threads)
+                row["torch_forward"] = _median_time(forward, reps)
+                row["torch_forward_backward"] = _median_time(forward_backward, reps)
+            rows.append(row)
+            log(_format_row(row, modes, have_torch))
+    return rows
+
+
+def _ms(t):
+    return f"{1e3 * t:9.3f}"
+
+
+def _format_row(row, modes, have_torch):
+    parts = [f"{row['dtype']:>8} n={row['n']:>10,}  floor {_ms(row['numpy_read_floor'])} ms"]
+    for mode in modes:
+        for d in ("forward", "forward_backward"):
+            ours, theirs = row[f"ms_bce_{mode}_{d}"], row[f"builtin_{mode}_{d}"]
+            parts.append(f"  {mode:>8} {d:>16}: ms_bce {_ms(ours)} ms, built-in {_ms(theirs)} ms "
+                         f"(x{theirs / ours:6.1f})" + (f", torch {_ms(row[f'torch_{d}'])} ms "
+                                                       f"(x{row[f'torch_{d}'] / ours:5.1f})" if have_torch else "")
+                         + (f", {ours / row['numpy_read_floor']:5.2f} x floor" if d == "forward" else ""))
+    return "\n".join(parts)
+
+
+def machine():
+    """A line describing where the run happened."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f"{cpu}, {len(os.sched_getaffinity(0))} CPUs usable, ms_bce {ms_bce.__version__} "
+            f"({ms_bce.get_num_threads()} kernel threads, {ms_bce._kernels.get_simd_path()} path), "
+            f"MindSpore {ms.__version__}, NumPy {np.__version__}")
+
+
+def plot(rows, modes, path):
+    """Time against size, per implementation (log-log), one panel per case."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    dtypes = sorted({r["dtype"] for r in rows}, reverse=True)
+    panels = [(dt, mode, d) for dt in dtypes for mode in modes for d in ("forward", "forward_backward")]
+    cols = 2 * len(modes)
+    fig, axes = plt.subplots(len(dtypes), cols, figsize=(4.2 * cols, 3.6 * len(dtypes)), squeeze=False)
+    for ax, (dt, mode, d) in zip(axes.ravel(), panels):
+        sel = [r for r in rows if r["dtype"] == dt]
+        ns = [r["n"] for r in sel]
+        ax.loglog(ns, [r[f"ms_bce_{mode}_{d}"] * 1e3 for r in sel], "o-", label="ms_bce")
+        ax.loglog(ns, [r[f"builtin_{mode}_{d}"] * 1e3 for r in sel], "s-", label="MindSpore built-in")
+        if f"torch_{d}" in sel[0]:
+            ax.loglog(ns, [r[f"torch_{d}"] * 1e3 for r in sel], "^-", label="PyTorch")
+        ax.loglog(ns, [r["numpy_read_floor"] * 1e3 for r in sel], "k:", label="NumPy read floor")
+        ax.set_title(f"{dt}, {mode}, {d.replace('_', '+')}", fontsize=9)
+        ax.set_xlabel("elements")
+        ax.set_ylabel("ms (median)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes.ravel()[0].legend(fontsize=7)
+    fig.suptitle(f"BCEWithLogitsLoss ('mean', full-size weight and pos_weight): {machine()}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Benchmark ms_bce against MindSpore's built-in (and PyTorch).")
+    parser.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES))
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=0, help="kernel threads (0: default)")
+    parser.add_argument("--dtypes", default="float32,float16")
+    parser.add_argument("--modes", default="pynative,graph")
+    parser.add_argument("--out", default="bench_out", help="folder for results.json and bench.png")
+    args = parser.parse_args(argv)
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    modes = args.modes.split(",")
+    print(f"machine: {machine()}")
+    rows = run(sizes, args.repeats, args.dtypes.split(","), modes, args.threads)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
+        json.dump({"machine": machine(), "rows": rows}, f, indent=1)
+    png = os.path.join(args.out, "bench.png")
+    print(f"results: {os.path.join(args.out, 'results.json')}; plot: "
+          f"{png if plot(rows, modes, png) else 'not written (matplotlib is not installed)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
