@@ -27,7 +27,10 @@ with open(os.path.join(HERE, "ms_bce", "_version.py"), encoding="utf-8") as f:
 # -D_GLIBCXX_USE_CXX11_ABI=0: the InferShape functions return std::vector to
 # MindSpore, whose wheel is built with the old libstdc++ ABI.
 # No -ffast-math: NaN and inf must keep their IEEE meaning.
-CXXFLAGS = ["-std=c++20", "-O2", "-fPIC", "-fvisibility=hidden", "-fno-math-errno",
+# -ffp-contract=off: the arithmetic is what the source writes (GCC otherwise fuses
+# a*b - c*d into an FMA where it likes, so the BCELoss rule's float32 operations,
+# and the dx-only backward against the fused one, differed in the last bit).
+CXXFLAGS = ["-std=c++20", "-O2", "-fPIC", "-fvisibility=hidden", "-fno-math-errno", "-ffp-contract=off",
             "-D_GLIBCXX_USE_CXX11_ABI=0", "-Wall", "-Wextra"]
 LDFLAGS = ["-shared"]
 

@@ -93,7 +93,7 @@ void Bce::backward_avx2(const Segment<T> &s) {
   for_each_vector(s.n, [&](int64_t i, int64_t m) {
     const __m256 p = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 w = HW ? load_n(s.w + i, m) : one;
-    const __m256 g = s.g ? load_n(s.g + i, m) : splat(s.g_scalar);
+    const __m256 g = s.g ? load_n(s.g + i, m) : splat(static_cast<float>(s.g_scalar));  // float32 arithmetic
     const __m256 a = _mm256_add_ps(p, eps), b = _mm256_add_ps(_mm256_sub_ps(one, p), eps);
     const __m256 omy = _mm256_sub_ps(one, y);
     const __m256 ra = _mm256_div_ps(one, a), rb = _mm256_div_ps(one, b);
@@ -117,7 +117,7 @@ void Bce::backward_avx2(const Segment<T> &s) {
     store_n(s.dx + i, dx, m);
     if constexpr (kAll) {
       store_n(s.dy + i, dy, m);
-      if constexpr (HW) store_n(s.dw + i, dw, m);
+      if constexpr (HW) store_n_pd(s.dw + i, low_pd(dw), high_pd(dw), m);
     }
   });
 }

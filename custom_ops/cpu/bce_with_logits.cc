@@ -73,7 +73,23 @@ inline __m256d loss_from_log1p(__m256d x, __m256d y, __m256d w, __m256d p, __m25
   return weighted ? mul0_pd(w, r) : r;
 }
 
-// The same with exp and log1p in double too (small reductions).
+// True when a lane's exp(-|x|) would be subnormal or 0 in float32 (|x| > 87.3):
+// the far tail's terms (e^-|x| and its multiples) then lose their relative
+// accuracy, which a large weight, pos_weight or incoming gradient brings back
+// into float32's range (x = 120, y = 1, w = 1e30: 7.7e-23).  Such vectors take
+// exp and log1p in double.
+inline bool any_far_tail(__m256 x) {
+  return _mm256_movemask_ps(_mm256_cmp_ps(abs(x), splat(87.0f), _CMP_GT_OQ)) != 0;
+}
+
+// e = exp(-|x|), r = 1 / (1 + e) and l = log1p(e) of 4 lanes, in double.
+inline void logistic_pd(__m256d x, __m256d *e, __m256d *r, __m256d *l) {
+  *e = exp_nonpos_pd(_mm256_or_pd(x, splat_pd(-0.0)));
+  *r = _mm256_div_pd(splat_pd(1.0), _mm256_add_pd(splat_pd(1.0), *e));
+  *l = log1p_unit_pd(*e);
+}
+
+// The same with exp and log1p in double too (small reductions, far tails).
 inline __m256d loss_precise(__m256d x, __m256d y, __m256d w, __m256d p, bool weighted) {
   const __m256d l = log1p_unit_pd(exp_nonpos_pd(_mm256_or_pd(x, splat_pd(-0.0))));
   return loss_from_log1p(x, y, w, p, l, weighted);
@@ -121,7 +137,7 @@ void BceWithLogits::forward_avx2(const Segment<T> &s) {
     const __m256 w = HW ? load_n(s.w + i, m) : splat(1.0f);
     const __m256 p = HP ? load_n(s.p + i, m) : splat(1.0f);
     __m256d lo, hi;
-    if (s.precise) {
+    if (s.precise || logits_avx2::any_far_tail(x)) {
       lo = logits_avx2::loss_precise(low_pd(x), low_pd(y), low_pd(w), low_pd(p), HW);
       hi = logits_avx2::loss_precise(high_pd(x), high_pd(y), high_pd(w), high_pd(p), HW);
     } else {
@@ -151,20 +167,34 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
     const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 w = HW ? load_n(s.w + i, m) : one;
     const __m256 p = HP ? load_n(s.p + i, m) : one;
-    const __m256 g = s.g ? load_n(s.g + i, m) : splat(s.g_scalar);
-    const __m256 e = exp_nonpos(neg_abs(x));
-    const __m256 r = _mm256_div_ps(one, _mm256_add_ps(one, e));
-    const __m256 l = kAll ? log1p_unit(e) : e;
+    __m256d g_lo, g_hi;
+    if (s.g) {
+      const __m256 g = load_n(s.g + i, m);
+      g_lo = low_pd(g);
+      g_hi = high_pd(g);
+    } else {
+      g_lo = g_hi = splat_pd(s.g_scalar);
+    }
+    __m256d e[2], r[2], l[2];
+    if (logits_avx2::any_far_tail(x)) {
+      logits_avx2::logistic_pd(low_pd(x), &e[0], &r[0], &l[0]);
+      logits_avx2::logistic_pd(high_pd(x), &e[1], &r[1], &l[1]);
+    } else {
+      const __m256 ef = exp_nonpos(neg_abs(x));
+      const __m256 rf = _mm256_div_ps(one, _mm256_add_ps(one, ef));
+      const __m256 lf = kAll ? log1p_unit(ef) : ef;
+      e[0] = low_pd(ef), e[1] = high_pd(ef), r[0] = low_pd(rf), r[1] = high_pd(rf), l[0] = low_pd(lf), l[1] = high_pd(lf);
+    }
     __m256d dx[2], dy[2], dw[2], dp[2];
-    logits_avx2::grads<kAll>(low_pd(x), low_pd(y), low_pd(w), low_pd(p), low_pd(g), low_pd(e), low_pd(r),
-                             low_pd(l), &dx[0], &dy[0], &dw[0], &dp[0]);
-    logits_avx2::grads<kAll>(high_pd(x), high_pd(y), high_pd(w), high_pd(p), high_pd(g), high_pd(e), high_pd(r),
-                             high_pd(l), &dx[1], &dy[1], &dw[1], &dp[1]);
+    logits_avx2::grads<kAll>(low_pd(x), low_pd(y), low_pd(w), low_pd(p), g_lo, e[0], r[0], l[0],
+                             &dx[0], &dy[0], &dw[0], &dp[0]);
+    logits_avx2::grads<kAll>(high_pd(x), high_pd(y), high_pd(w), high_pd(p), g_hi, e[1], r[1], l[1],
+                             &dx[1], &dy[1], &dw[1], &dp[1]);
     store_n(s.dx + i, to_ps(dx[0], dx[1]), m);
     if constexpr (kAll) {
       store_n(s.dy + i, to_ps(dy[0], dy[1]), m);
-      if constexpr (HW) store_n(s.dw + i, to_ps(dw[0], dw[1]), m);
-      if constexpr (HP) store_n(s.dp + i, to_ps(dp[0], dp[1]), m);
+      if constexpr (HW) store_n_pd(s.dw + i, dw[0], dw[1], m);
+      if constexpr (HP) store_n_pd(s.dp + i, dp[0], dp[1], m);
     }
   });
 }

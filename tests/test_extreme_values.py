@@ -1,0 +1,105 @@
+"""Kernel bugs the property tests found, pinned on both SIMD paths:
+
+- the vector path computed exp(-|x|) in float32, where it is subnormal or 0
+  past |x| = 87.3: the far tail's loss and gradients were lost (0, or a few %
+  off) although a large weight, pos_weight or incoming gradient brings them
+  back into float32's range;
+- the incoming gradient of 'mean' was spread as float32(dout / numel), which
+  underflows for a tiny dout;
+- the per-element contributions to the gradients of a broadcast weight or
+  pos_weight were rounded to float32 before being summed, so two that
+  overflow float32 with opposite signs gave NaN where the true sum is finite.
+"""
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import Tensor
+
+import ms_bce
+from ms_bce import _kernels
+from tests import reference as ref
+from tests.conftest import assert_ulps, to_np
+from tests.test_bce_with_logits_grad import grad_scales
+
+PATHS = ["avx2", "scalar"]
+
+
+@pytest.fixture(autouse=True, params=PATHS)
+def path(request):
+    _kernels.set_simd_path(request.param)
+    yield request.param
+    _kernels.set_simd_path("auto")
+
+
+def logits_loss(reduction, dout=None):
+    def f(a, b, c, d):
+        out = ms_bce.ops.binary_cross_entropy_with_logits(a, b, c, d, reduction)
+        return out if dout is None else (out * dout).sum()
+    return f
+
+
+# far tails: e = exp(-|x|) subnormal (|x| in (87.3, 103.9)) or 0 in float32
+FAR_X = np.array([87.0, 88.0, 90.0, 100.0, 103.0, 110.0, 120.0, 200.0, -88.0, -100.0, -120.0, 5.0], np.float32)
+FAR_Y = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1], np.float32)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+def test_far_tail_loss_keeps_its_accuracy_under_a_large_weight(reduction):
+    """x = 120, y = 1, w = 1e30: the loss is 1e30 e^-120 = 7.67e-23 (the vector
+    path returned 0)."""
+    x, y = FAR_X, FAR_Y
+    w = np.full(x.shape, 1e30, np.float32)
+    p = np.full(x.shape, 3.0, np.float32)
+    got = to_np(logits_loss(reduction)(Tensor(x), Tensor(y), Tensor(w), Tensor(p)))
+    want = ref.bce_with_logits(x, y, w, p, reduction)
+    if reduction == "none":
+        assert_ulps(got, want, ms.float32, 4)
+        assert got[6] == pytest.approx(3e30 * np.exp(-120.0), rel=1e-6)
+    else:
+        assert got == pytest.approx(want, rel=1e-6)
+
+
+def test_far_tail_gradients_keep_their_accuracy_under_a_large_weight():
+    x, y = FAR_X, FAR_Y
+    w = np.full(x.shape, 1e30, np.float32)
+    p = np.full(x.shape, 3.0, np.float32)
+    g = np.linspace(0.5, 2.0, x.size).astype(np.float32)
+    args = [Tensor(a) for a in (x, y, w, p)]
+    got = [to_np(t) for t in ms.grad(logits_loss("none", Tensor(g)), grad_position=(0, 1, 2, 3))(*args)]
+    want = ref.bce_with_logits_grads(x, y, w, p, "none", g)
+    scales = grad_scales(*[a.astype(np.float64) for a in (x, y, w, p, g)][:4], "none", g.astype(np.float64))
+    for name, a, e, s in zip(("dx", "dy", "dw", "dp"), got, want, scales):
+        assert_ulps(a, e, ms.float32, 4, scale=s, what=name)
+    assert got[0][6] == pytest.approx(-float(g[6]) * 3e30 * np.exp(-120.0), rel=1e-6)
+
+
+def test_mean_incoming_gradient_is_not_rounded_to_float32():
+    """dout = 1e-45 spread over 3 elements is 4.7e-46 (below float32's smallest
+    subnormal, which it rounded to 0); times w = 1e30 it is a normal number."""
+    x = np.array([0.5, 1.0, 2.0], np.float32)
+    y = np.zeros(3, np.float32)
+    w = np.full(3, 1e30, np.float32)
+    dout = np.float32(1e-45)
+
+    def f(a, b, c):
+        return ms_bce.ops.binary_cross_entropy_with_logits(a, b, c, None, "mean") * Tensor(dout)
+    got = to_np(ms.grad(f, grad_position=0)(Tensor(x), Tensor(y), Tensor(w)))
+    want = ref.bce_with_logits_grads(x, y, w, None, "mean", np.float64(dout))[0]
+    assert np.all(want > 1e-16)
+    assert_ulps(got, want, ms.float32, 4)
+
+
+def test_weight_gradient_sums_contributions_beyond_float32_range():
+    """Contributions +-1e40 (each past float32's range) cancel: dW = 0, not NaN."""
+    x = np.full((2, 2), 1e30, np.float32)
+    y = np.zeros((2, 2), np.float32)
+    w = np.ones(2, np.float32)
+    p = np.ones((2, 1), np.float32)
+    g = np.array([[1e10, 1e10], [-1e10, -1e10]], np.float32)
+    got = ms.grad(logits_loss("none", Tensor(g)), grad_position=(2, 3))(*[Tensor(a) for a in (x, y, w, p)])
+    np.testing.assert_array_equal(to_np(got[0]), [0.0, 0.0])
+    np.testing.assert_array_equal(to_np(got[1]), [[0.0], [0.0]])  # y = 0: no pos_weight term
+    # and one that does not cancel overflows to inf, as float32 must
+    g2 = np.array([[1e10, 1e10], [1e10, 1e10]], np.float32)
+    got2 = ms.grad(logits_loss("none", Tensor(g2)), grad_position=2)(*[Tensor(a) for a in (x, y, w, p)])
+    np.testing.assert_array_equal(to_np(got2), [np.inf, np.inf])
