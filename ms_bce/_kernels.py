@@ -93,6 +93,12 @@ def device_target():
 def entry_point(loss, direction, reduction, has_weight, has_pos_weight, device="CPU"):
     """'/abs/lib.so:<loss>_<direction>_<reduction>[_w][_p]' (see custom_ops/cpu/loss_driver.h);
     direction: 'forward', 'backward' (fused, every gradient) or 'backward_input' (dx only)."""
+    if isinstance(reduction, str):
+        # the plain str: a subclass (numpy.str_, or one whose == lies) must name an existing kernel
+        reduction = str.__str__(reduction)
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"For '{_LOSS_NAMES.get(loss, loss)}', 'reduction' must be one of ['none', 'mean', 'sum'], "
+                         f"but got {reduction!r}.")
     if (loss not in LOSSES or direction not in ("forward", "backward", "backward_input") or reduction not in REDUCTIONS
             or (loss == "bce" and has_pos_weight)):
         raise ValueError(f"ms_bce has no kernel for {(loss, direction, reduction, has_weight, has_pos_weight)}")

@@ -20,6 +20,9 @@ from mindspore.ops import constexpr
 
 REDUCTIONS = ("none", "mean", "sum")
 
+# The kernels' rank limit (custom_ops/cpu/common.h: kMaxRank).
+MAX_RANK = 16
+
 FLOAT16_32 = (mstype.float16, mstype.float32)
 FLOAT16_32_BF16 = (mstype.float16, mstype.float32, mstype.bfloat16)
 
@@ -60,6 +63,16 @@ def check_optional_tensor(op_name, arg_name, value):
         check_tensor(op_name, arg_name, value)
 
 
+def check_initialized(op_name, names, *tensors):
+    """ValueError for a Tensor created with an initializer and not yet
+    initialised (PyNative): it has no data, and a Custom operator would read
+    whatever memory it was given (MindSpore's own operators refuse it too)."""
+    for name, value in zip(names, tensors):
+        if value is not None and value.has_init:
+            raise ValueError(f"For '{op_name}', '{name}' is an uninitialized Tensor (created with an initializer): "
+                             "call its init_data() before passing it.")
+
+
 def check_dtype(op_name, arg_name, dtype, allowed):
     """TypeError unless dtype is one of allowed."""
     if dtype not in allowed:
@@ -85,6 +98,8 @@ def check_loss_args(op_name, names, allowed, input, target, weight, pos_weight, 
     check_tensor(op_name, names[1], target)
     check_optional_tensor(op_name, names[2], weight)
     check_optional_tensor(op_name, names[3], pos_weight)
+    if not compiling(compile_marker):
+        check_initialized(op_name, names, input, target, weight, pos_weight)
     check_dtype(op_name, names[0], input.dtype, allowed)
     check_dtype(op_name, names[1], target.dtype, allowed)
     if same_dtype:
@@ -97,7 +112,19 @@ def check_loss_args(op_name, names, allowed, input, target, weight, pos_weight, 
         check_dtype(op_name, names[3], pos_weight.dtype, allowed)
     check_shapes(op_name, names, input.shape, target.shape,
                  None if weight is None else weight.shape,
-                 None if pos_weight is None else pos_weight.shape)
+                 None if pos_weight is None else pos_weight.shape,
+                 compiling(compile_marker))
+
+
+@constexpr(check=False)
+def compiling(func):
+    """True while a graph compiles (GRAPH_MODE, ms.jit), False in PyNative: a
+    constexpr sees a function argument as no constant value (None) only then."""
+    return func is None
+
+
+def compile_marker():
+    return 0
 
 
 def widest_float(dtypes):
@@ -138,9 +165,22 @@ def _broadcasts_to(shape, ref):
 
 
 @constexpr
-def check_shapes(op_name, names, input_shape, target_shape, weight_shape, pos_weight_shape):
+def check_shapes(op_name, names, input_shape, target_shape, weight_shape, pos_weight_shape, dynamic_ok=True):
     """ValueError unless target has input's shape and weight and pos_weight
-    (None: not given) broadcast to it.  names: the four arguments' names."""
+    (None: not given) broadcast to it, and input's rank is within the kernels'
+    limit.  names: the four arguments' names.  dynamic_ok: sizes known only at
+    run time are allowed (a graph compiling); in PyNative every Tensor must
+    hold data, and one created with shape=[None, ...] (a placeholder for
+    Cell.set_inputs) would reach the kernel with a negative size."""
+    if not dynamic_ok:
+        for name, shape in zip(names, (input_shape, target_shape, weight_shape, pos_weight_shape)):
+            if shape is not None and any(_unknown(d) for d in shape):
+                raise ValueError(f"For '{op_name}', the shape of '{name}' {shape_text(shape)} has a dimension of "
+                                 "unknown size: in PyNative mode every input must hold data (a Tensor created with "
+                                 "shape=[None, ...] is only a placeholder for Cell.set_inputs in graph mode).")
+    if input_shape is not None and len(input_shape) > MAX_RANK:
+        raise ValueError(f"For '{op_name}', the rank of '{names[0]}' must be at most {MAX_RANK}, "
+                         f"but got {len(input_shape)}.")
     if not _same_shape(target_shape, input_shape):
         raise ValueError(f"For '{op_name}', the shape of '{names[1]}' must be the same as the shape of "
                          f"'{names[0]}' {shape_text(input_shape)}, but got {shape_text(target_shape)}.")

@@ -7,7 +7,6 @@ of these.
 """
 from mindspore import nn as _ms_nn
 from mindspore import ops as _ms_ops
-from mindspore.ops import constexpr
 from mindspore.ops._primitive_cache import _get_cache_prim
 
 from . import _kernels, _validate
@@ -33,21 +32,11 @@ class _LossCell(_ms_nn.Cell):
         self.pos_weight = pos_weight
 
 
-@constexpr(check=False)
-def _compiling(func):
-    """True while a graph compiles (GRAPH_MODE, ms.jit), False in PyNative: a
-    constexpr sees a function argument as no constant value (None) only then."""
-    return func is None
-
-
-def _marker():
-    return 0
-
-
 def _forward_op(loss, reduction, has_weight, has_pos_weight):
     """The forward Custom op: cached per arguments in PyNative; created while
     a graph compiles, with the bprop that lets graph mode prune unused gradients."""
-    return _get_cache_prim(_kernels.LossForward)(loss, reduction, has_weight, has_pos_weight, _compiling(_marker))
+    return _get_cache_prim(_kernels.LossForward)(loss, reduction, has_weight, has_pos_weight,
+                                                 _validate.compiling(_validate.compile_marker))
 
 
 def _cast(tensor, dtype):

@@ -117,3 +117,13 @@ def assert_rel(actual, expected, rtol, scale=None, what="value"):
     bad = fin & ~(err <= rtol * scale + 1e-300)
     assert not bad.any(), (f"{what}: {bad.sum()} elements beyond rtol {rtol}; max error "
                            f"{err[bad].max()!r} at scale {scale[bad][np.argmax(err[bad])]!r}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The examples each property test ran (tests/test_properties.py), for the README."""
+    import sys
+    props = sys.modules.get("tests.test_properties")
+    if props is not None and props.RAN:
+        counts = ", ".join(f"{name} {n}" for name, n in sorted(props.RAN.items()))
+        terminalreporter.write_line(f"hypothesis profile '{props.PROFILE}': examples run: {counts} "
+                                    f"(total {sum(props.RAN.values())})")

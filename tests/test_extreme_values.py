@@ -103,3 +103,22 @@ def test_weight_gradient_sums_contributions_beyond_float32_range():
     g2 = np.array([[1e10, 1e10], [1e10, 1e10]], np.float32)
     got2 = ms.grad(logits_loss("none", Tensor(g2)), grad_position=2)(*[Tensor(a) for a in (x, y, w, p)])
     np.testing.assert_array_equal(to_np(got2), [np.inf, np.inf])
+
+
+def test_far_tail_underflows_where_double_exp_does():
+    """Past x = -745.13, exp(x) is 0 in double (std::exp, the scalar path, the
+    reference): an infinite weight or incoming gradient times that term is
+    0 * inf = 0, not inf (the double vector exp returned e^-708 there); just
+    above, e^-720 is a subnormal double and inf times it is inf on every path."""
+    x = np.array([-746.0, -800.0, -1e4, -720.0], np.float32)
+    y = np.zeros(4, np.float32)
+    w = np.full(4, np.inf, np.float32)
+    for reduction in ("none", "sum"):  # 'sum' of a few elements: the double-precision reduction path
+        got = to_np(logits_loss(reduction)(Tensor(x), Tensor(y), Tensor(w), None))
+        want = ref.bce_with_logits(x, y, w, None, reduction)
+        np.testing.assert_array_equal(got, want.astype(np.float32))
+    np.testing.assert_array_equal(ref.bce_with_logits(x, y, w, None, "none"), [0.0, 0.0, 0.0, np.inf])
+    g = np.full(4, np.inf, np.float32)
+    dw = ms.grad(logits_loss("none", Tensor(g)), grad_position=2)(Tensor(x), Tensor(y), Tensor(np.ones(4, np.float32)),
+                                                                  None)
+    np.testing.assert_array_equal(to_np(dw), [0.0, 0.0, 0.0, np.inf])

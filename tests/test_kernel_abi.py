@@ -8,32 +8,12 @@ import pytest
 
 from ms_bce import _kernels
 from tests import reference as ref
-
-OK, BAD_PARAM_COUNT, BAD_DTYPE, BAD_SHAPE, BAD_RANK, NULL_DATA = 0, 1, 2, 3, 4, 5
+from tests.abi import BAD_DTYPE, BAD_PARAM_COUNT, BAD_RANK, BAD_SHAPE, NULL_DATA, OK, launch  # noqa: F401
 
 
 @pytest.fixture(scope="module")
 def lib():
     return ctypes.CDLL(_kernels.library_path("CPU"))
-
-
-def launch(lib, name, arrays, dtypes=None, ndims=None, shapes=None, nparam=None, null=()):
-    """Calls entry point `name` with numpy arrays as its tensors (inputs, then
-    outputs); dtypes/ndims/shapes/nparam override what the arrays say, and the
-    data pointers at the indices in `null` are NULL."""
-    n = len(arrays)
-    params = (ctypes.c_void_p * n)(*[None if i in null else a.ctypes.data for i, a in enumerate(arrays)])
-    nd = ndims if ndims is not None else [a.ndim for a in arrays]
-    c_ndims = (ctypes.c_int * n)(*nd)
-    shape_store = [np.array(s if s is not None else a.shape, dtype=np.int64)
-                   for a, s in zip(arrays, shapes or [None] * n)]
-    c_shapes = (ctypes.POINTER(ctypes.c_int64) * n)(
-        *[s.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)) for s in shape_store])
-    names = dtypes or [{np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}[a.dtype] for a in arrays]
-    c_dtypes = (ctypes.c_char_p * n)(*[d.encode() for d in names])
-    fn = getattr(lib, name)
-    fn.restype = ctypes.c_int
-    return fn(ctypes.c_int(n if nparam is None else nparam), params, c_ndims, c_shapes, c_dtypes, None, None)
 
 
 def case(shape=(3, 4)):

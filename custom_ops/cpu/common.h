@@ -126,19 +126,32 @@ struct Shape {
   }
 };
 
-// Reads and checks one tensor's shape: rank in [0, kMaxRank], dims >= 0,
-// element count representable.
+// The largest element count accepted: its size in bytes, at up to 8 bytes an
+// element (the double scratch of gradient sums), fits in int64, so no offset
+// or pointer computed from it can overflow.
+constexpr int64_t kMaxNumel = INT64_MAX / 8;
+
+// Reads and checks one tensor's shape: rank in [0, kMaxRank], dims >= 0, and
+// the product of the nonzero dims at most kMaxNumel (bounding that product,
+// not only the element count, keeps the strides of an empty (0, 2^62, 2^62)
+// from overflowing).
 inline Status read_shape(int ndim, const int64_t *dims, Shape *out) {
   if (ndim < 0 || ndim > kMaxRank) return kBadRank;
   if (ndim > 0 && dims == nullptr) return kBadRank;
   out->rank = ndim;
-  out->numel = 1;
+  int64_t extent = 1;
+  bool empty = false;
   for (int i = 0; i < ndim; ++i) {
     if (dims[i] < 0) return kBadRank;
     out->dims[i] = dims[i];
-    if (dims[i] != 0 && out->numel > INT64_MAX / dims[i]) return kBadRank;
-    out->numel *= dims[i];
+    if (dims[i] == 0) {
+      empty = true;
+    } else {
+      if (extent > kMaxNumel / dims[i]) return kBadRank;
+      extent *= dims[i];
+    }
   }
+  out->numel = empty ? 0 : extent;
   return kOk;
 }
 

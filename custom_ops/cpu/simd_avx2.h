@@ -202,10 +202,12 @@ inline __m256d mul0_pd(__m256d a, __m256d b) {
   return _mm256_blendv_pd(r, _mm256_setzero_pd(), _mm256_andnot_pd(input_nan, r_nan));
 }
 
-// e^t for t <= 0 in double (relative error ~2e-14; t below -708 gives
-// e^-708, which no float32 result can tell from 0).  NaN passes.
+// e^t for t <= 0 in double (relative error ~2e-14), subnormal results
+// included and 0 where double's exp underflows (t < -745.13), as std::exp and
+// the scalar path: an infinite weight times e^-746 is then 0 * inf = 0 there
+// too, not inf.  NaN passes.
 inline __m256d exp_nonpos_pd(__m256d t) {
-  const __m256d tc = _mm256_max_pd(t, splat_pd(-708.0));
+  const __m256d tc = _mm256_max_pd(t, splat_pd(-746.0));  // below: e^t < 2^-1076 rounds to 0
   const __m256d n = _mm256_round_pd(_mm256_mul_pd(tc, splat_pd(1.4426950408889634)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256d r = _mm256_fnmadd_pd(n, splat_pd(0.6931471805598903), tc);  // ln2 with 11 low bits zero
@@ -221,11 +223,15 @@ inline __m256d exp_nonpos_pd(__m256d t) {
   p = _mm256_fmadd_pd(p, r, splat_pd(0.5000000000000001));
   p = _mm256_fmadd_pd(p, _mm256_mul_pd(r, r), r);
   p = _mm256_add_pd(p, splat_pd(1.0));
-  // 2^n, n in [-1022, 0], built in the exponent field
+  // 2^n, n in [-1077, 0], as 2^n1 (built in the exponent field) times 2^-128
+  // when n < -1022, so subnormal results are rounded once
   const __m128i n32 = _mm256_cvtpd_epi32(n);
   const __m256i n64 = _mm256_cvtepi32_epi64(n32);
-  const __m256d scale = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(n64, _mm256_set1_epi64x(1023)), 52));
-  const __m256d res = _mm256_mul_pd(p, scale);
+  const __m256i small = _mm256_cmpgt_epi64(_mm256_set1_epi64x(-1022), n64);
+  const __m256i n1 = _mm256_add_epi64(n64, _mm256_and_si256(small, _mm256_set1_epi64x(128)));
+  const __m256d scale = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(n1, _mm256_set1_epi64x(1023)), 52));
+  const __m256d scale2 = _mm256_blendv_pd(splat_pd(1.0), splat_pd(2.938735877055719e-39), _mm256_castsi256_pd(small));  // 2^-128
+  const __m256d res = _mm256_mul_pd(_mm256_mul_pd(p, scale), scale2);
   return _mm256_blendv_pd(res, t, is_nan_pd(t));
 }
 

@@ -1,0 +1,323 @@
+"""The ctypes half of tools/sanitize.py, run by it in a process with the
+sanitizer runtimes preloaded (no MindSpore here: numpy, tests/abi.py and the
+float64 reference only).  Every kernel entry point is called:
+
+- validly, for every dtype, a zero-size, 0-d, odd and above-chunk input, every
+  broadcast class of weight/pos_weight (none, scalar, full, per class,
+  per sample, general, a period above the expanded-buffer size), both SIMD
+  paths and 1 and 2 threads: return code 0, values within a loose bar of the
+  float64 reference (NaN and inf where it has them; tests/test_properties.py
+  holds the real bars) and bit-identical to the installed library;
+- malformed: every way common.h's checks refuse a call, each with its Status
+  code and the outputs left as they were.
+
+Prints one line of counts; exits nonzero (or the sanitizer aborts) on failure.
+"""
+import ctypes
+import json
+import sys
+
+import numpy as np
+
+from tests import reference as ref
+from tests.abi import (BAD_DTYPE, BAD_PARAM_COUNT, BAD_RANK, BAD_SHAPE, NULL_DATA, OK, as_float64, launch,
+                       launch_null_arrays, to_bfloat16)
+
+DTYPES = ("float32", "float16", "bfloat16")
+CALLS = {"valid": 0, "malformed": 0, "settings": 0}
+
+
+class Entry:
+    """What an entry point's name says: loss, direction, reduction, operands."""
+
+    def __init__(self, name):
+        self.name = name
+        self.loss = "bce_with_logits" if name.startswith("bce_with_logits") else "bce"
+        rest = name[len(self.loss) + 1:]
+        self.direction = "backward_input" if rest.startswith("backward_input") else rest.split("_")[0]
+        rest = rest[len(self.direction) + 1:]
+        self.reduction = rest.split("_")[0]
+        ops = rest[len(self.reduction) + 1:]
+        self.has_w, self.has_p = "w" in ops, "p" in ops
+        self.n_in = 2 + self.has_w + self.has_p
+
+
+def store(a, dtype):
+    a = np.asarray(a, np.float32)
+    if dtype == "float32":
+        return a.copy(order="C")
+    if dtype == "float16":
+        with np.errstate(over="ignore"):
+            return a.astype(np.float16)
+    return to_bfloat16(a)
+
+
+def empty_like_dtype(shape, dtype, fill=np.nan):
+    return store(np.full(shape, fill, np.float32), dtype)
+
+
+def make_operands(entry, dtype, x_shape, w_shape, p_shape, rng, special=0.05):
+    """Inputs (x, y[, w][, p][, dout]) of the entry point, stored in dtype."""
+    logits = entry.loss == "bce_with_logits"
+    if logits:
+        x = rng.normal(scale=6.0, size=x_shape).astype(np.float32)
+        specials = np.float32([0.0, -0.0, np.inf, -np.inf, np.nan, 100.0, -100.0, 1e4])
+    else:
+        x = rng.uniform(0.0, 1.0, x_shape).astype(np.float32)
+        specials = np.float32([0.0, 1.0, 1e-13, np.nan, -0.5, 1.5])
+    mask = rng.random(x_shape) < special
+    x[mask] = rng.choice(specials, int(mask.sum()))
+    y = rng.random(x_shape).astype(np.float32)
+    y[rng.random(x_shape) < special] = 1.0
+    ops = [x, y]
+    if entry.has_w:
+        ops.append(rng.uniform(0.2, 2.0, w_shape).astype(np.float32))
+    if entry.has_p:
+        ops.append(rng.uniform(0.2, 3.0, p_shape).astype(np.float32))
+    if entry.direction != "forward":
+        ops.append(rng.uniform(-2, 2, x_shape if entry.reduction == "none" else ()).astype(np.float32))
+    return [store(a, dtype) for a in ops]
+
+
+def output_shapes(entry, x_shape, w_shape, p_shape):
+    if entry.direction == "forward":
+        return [x_shape if entry.reduction == "none" else ()]
+    if entry.direction == "backward_input":
+        return [x_shape]
+    return [x_shape, x_shape] + ([w_shape] if entry.has_w else []) + ([p_shape] if entry.has_p else [])
+
+
+def reference(entry, ops):
+    """The float64 reference of every output, with a scale for the bar."""
+    vals = [as_float64(a) for a in ops]
+    x, y = vals[0], vals[1]
+    k = 2
+    w = vals[k] if entry.has_w else None
+    k += entry.has_w
+    p = vals[k] if entry.has_p else None
+    k += entry.has_p
+    with np.errstate(all="ignore"):
+        if entry.direction == "forward":
+            if entry.loss == "bce_with_logits":
+                return [ref.bce_with_logits(x, y, w, p, entry.reduction)]
+            return [ref.bce(x, y, w, entry.reduction)]
+        g = vals[k]
+        if entry.loss == "bce_with_logits":
+            want = [v for v in ref.bce_with_logits_grads(x, y, w, p, entry.reduction, g) if v is not None]
+        else:
+            want = [v for v in ref.bce_grads(x, y, w, entry.reduction, g) if v is not None]
+        return want[:1] if entry.direction == "backward_input" else want
+
+
+def loosely_equal(actual, expected, dtype):
+    """NaN and inf where the reference has them; finite values within 1e-4 (float32)
+    or 3e-2 (16-bit) of max(|expected|, the largest finite |expected| * 1e-3)."""
+    a, e = as_float64(actual), np.asarray(expected, np.float64)
+    if a.shape != e.shape:
+        return False
+    if not np.array_equal(np.isnan(a), np.isnan(e)):
+        return False
+    inf = np.isinf(e)
+    if not np.array_equal(a[inf], e[inf]):
+        return False
+    fin = np.isfinite(e)
+    if not fin.any():
+        return True
+    floor = 1e-3 * np.max(np.abs(e[fin])) + 1e-30
+    rtol = 1e-4 if dtype == "float32" else 3e-2
+    # results that overflow a 16-bit dtype are inf there
+    ok = np.abs(a[fin] - e[fin]) <= rtol * np.maximum(np.abs(e[fin]), floor)
+    return bool(np.all(ok | (np.isinf(a[fin]) & (np.abs(e[fin]) > 6e4) & (dtype == "float16"))))
+
+
+def same_bits(a, b):
+    """Bit-identical, except that NaNs may differ in sign and payload (which
+    NaN of a sum of two survives is the compiler's choice of operand order)."""
+    nan_a, nan_b = np.isnan(as_float64(a)), np.isnan(as_float64(b))
+    return np.array_equal(nan_a, nan_b) and a[~nan_a].tobytes() == b[~nan_b].tobytes()
+
+
+def set_path(libs, path, threads):
+    for lib in libs:
+        assert lib.ms_bce_set_simd_path({"auto": 0, "scalar": 1, "avx2": 2}[path]) == OK
+        assert lib.ms_bce_set_num_threads(threads) == OK
+
+
+# (x shape, weight shape, pos_weight shape): every operand class of loss_driver.h
+VALID_SHAPES = [
+    ((), (), ()),
+    ((7,), (7,), (1,)),
+    ((3, 5), (5,), (3, 1)),
+    ((2, 3, 4), (3, 1), (2, 1, 4)),
+    ((0, 4), (4,), (1, 4)),
+    ((4, 0), (1,), ()),
+]
+BIG_SHAPES = [
+    ((300, 257), (257,), (300, 1)),         # several chunks: periodic and per-sample operands
+    ((3, 5000, 7), (5000, 1), (1, 7)),      # general strided (non-monotone), per class
+    ((20, 5000), (5000,), None),            # a period above the expanded-buffer limit
+]
+
+
+def drive_valid(san, plain, entries):
+    rng = np.random.default_rng(0)
+    failures = []
+    for entry in entries:
+        cases = [(s, d, path, t) for s in VALID_SHAPES for d in DTYPES for path in ("avx2", "scalar") for t in (1,)]
+        cases += [(s, "float32", path, t) for s in BIG_SHAPES for path in ("avx2", "scalar") for t in (1, 2)]
+        for (x_shape, w_shape, p_shape), dtype, path, threads in cases:
+            if entry.has_p and p_shape is None:
+                continue
+            set_path((san, plain), path, threads)
+            ops = make_operands(entry, dtype, x_shape, w_shape, p_shape, rng)
+            outs = [empty_like_dtype(s, dtype) for s in output_shapes(entry, x_shape, w_shape, p_shape)]
+            outs_plain = [o.copy() for o in outs]
+            rc = launch(san, entry.name, ops + outs)
+            rc_plain = launch(plain, entry.name, ops + outs_plain)
+            CALLS["valid"] += 1
+            what = f"{entry.name} {dtype} {x_shape} {w_shape} {p_shape} {path} {threads} threads"
+            if rc != OK or rc_plain != OK:
+                failures.append(f"{what}: return codes {rc}, {rc_plain}")
+                continue
+            for k, (o, op, e) in enumerate(zip(outs, outs_plain, reference(entry, ops))):
+                if not same_bits(o, op):
+                    failures.append(f"{what}: output {k} differs from the installed library's")
+                if not loosely_equal(o, e, dtype):
+                    failures.append(f"{what}: output {k} differs from the reference")
+    return failures
+
+
+def drive_malformed(san, entries):
+    """Each malformed call returns its Status and leaves the outputs as they were."""
+    failures = []
+    rng = np.random.default_rng(1)
+
+    def expect(entry, code, arrays, what, **kw):
+        n_out = len(arrays) - (entry.n_in + (entry.direction != "forward"))
+        before = [a.copy() for a in arrays[-n_out:]]
+        rc = launch(san, entry.name, arrays, **kw)
+        CALLS["malformed"] += 1
+        if rc != code:
+            failures.append(f"{entry.name} {what}: returned {rc}, expected {code}")
+        elif any(a.tobytes() != b.tobytes() for a, b in zip(arrays[-n_out:], before)):
+            failures.append(f"{entry.name} {what}: refused but wrote its outputs")
+
+    for entry in entries:
+        x_shape, w_shape, p_shape = (3, 4), (4,), (3, 1)
+        ops = make_operands(entry, "float32", x_shape, w_shape, p_shape, rng)
+        outs = [empty_like_dtype(s, "float32", 7.0) for s in output_shapes(entry, x_shape, w_shape, p_shape)]
+        arrays = ops + outs
+        n = len(arrays)
+        shapes = [a.shape for a in arrays]
+        for bad_n in (n - 1, n + 1, 0, -1, 1 << 30):
+            expect(entry, BAD_PARAM_COUNT, arrays, f"nparam={bad_n}", nparam=bad_n)
+        for which in ("params", "ndims", "shapes", "dtypes"):
+            rc = launch_null_arrays(san, entry.name, n, which)
+            CALLS["malformed"] += 1
+            if rc != NULL_DATA:
+                failures.append(f"{entry.name} NULL {which}: returned {rc}, expected {NULL_DATA}")
+        for i in range(n):
+            expect(entry, NULL_DATA, arrays, f"NULL data {i}", null=(i,))
+            for bad in ("float64", "int8", "", "Float32", "float32 ", "bfloat", None):
+                names = ["float32"] * n
+                names[i] = bad
+                expect(entry, BAD_DTYPE, arrays, f"dtype {i}={bad!r}", dtypes=names)
+            names = ["float32"] * n
+            names[i] = "float16"
+            expect(entry, BAD_DTYPE, arrays, f"mixed dtype {i}", dtypes=names)
+            for nd, sh in ((-1, [3, 4]), (17, [1] * 17), (1 << 20, [1]), (2, "null")):
+                ndims = [a.ndim for a in arrays]
+                ndims[i] = nd
+                s = list(shapes)
+                s[i] = sh  # "null": a NULL shape pointer with a nonzero rank
+                expect(entry, BAD_RANK, arrays, f"rank {nd} (shape {sh}) at {i}", ndims=ndims, shapes=s)
+            for sh in ([3, -4], [1 << 40, 1 << 40], [1 << 61], [0, 1 << 62, 1 << 62], [-1]):
+                s = list(shapes)
+                s[i] = sh
+                ndims = [a.ndim for a in arrays]
+                ndims[i] = len(sh)
+                expect(entry, BAD_RANK, arrays, f"shape {sh} at {i}", ndims=ndims, shapes=s)
+        # shapes that do not fit together: a target of another shape, a weight that does not
+        # broadcast (or has a higher rank), outputs and gradients of the wrong shape
+        mism = [(1, [4, 3]), (1, [3, 4, 1])]
+        if entry.has_w:
+            mism += [(2, [3]), (2, [1, 3, 4])]
+        if entry.has_p:
+            mism += [(2 + entry.has_w, [2, 1])]
+        first_out = entry.n_in + (entry.direction != "forward")
+        if entry.direction != "forward":
+            mism += [(entry.n_in, [3, 5] if entry.reduction == "none" else [1])]
+        mism += [(first_out, [4, 3] if entry.reduction == "none" or entry.direction != "forward" else [1])]
+        if entry.direction == "backward":
+            mism += [(first_out + 1, [3, 5])]
+            if entry.has_w:
+                mism += [(first_out + 2, [3, 4])]
+        for i, sh in mism:
+            s = list(shapes)
+            s[i] = sh
+            ndims = [a.ndim for a in arrays]
+            ndims[i] = len(sh)
+            expect(entry, BAD_SHAPE, arrays, f"shape {sh} at {i}", ndims=ndims, shapes=s)
+        # a rank-16 input of ones is fine
+        ones = [1] * 16
+        x1 = [np.ones([1] * 16, np.float32) for _ in range(entry.n_in + (entry.direction != "forward"))]
+        if entry.direction != "forward" and entry.reduction != "none":
+            x1[-1] = np.ones((), np.float32)
+        o1 = [np.zeros(s, np.float32) for s in output_shapes(entry, tuple(ones), tuple(ones), tuple(ones))]
+        rc = launch(san, entry.name, x1 + o1)
+        CALLS["malformed"] += 1
+        if rc != OK:
+            failures.append(f"{entry.name} rank 16: returned {rc}, expected {OK}")
+    return failures
+
+
+def drive_settings(san):
+    failures = []
+    checks = [(san.ms_bce_set_num_threads, (-1,), BAD_PARAM_COUNT), (san.ms_bce_set_num_threads, (3,), OK),
+              (san.ms_bce_set_num_threads, (0,), OK), (san.ms_bce_set_simd_path, (3,), BAD_PARAM_COUNT),
+              (san.ms_bce_set_simd_path, (-1,), BAD_PARAM_COUNT), (san.ms_bce_set_simd_path, (0,), OK)]
+    for fn, args, code in checks:
+        fn.restype = ctypes.c_int
+        CALLS["settings"] += 1
+        if fn(*args) != code:
+            failures.append(f"{fn.__name__}{args} != {code}")
+    san.ms_bce_get_num_threads.restype = ctypes.c_int
+    san.ms_bce_get_simd_path.restype = ctypes.c_int
+    CALLS["settings"] += 2
+    if san.ms_bce_get_num_threads() < 1 or san.ms_bce_get_simd_path() not in (1, 2):
+        failures.append("get_num_threads / get_simd_path")
+    vm = san.ms_bce_vector_math
+    vm.restype = ctypes.c_int
+    vm.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    src = np.linspace(-20, 0, 1003).astype(np.float32)
+    dst = np.zeros_like(src)
+    for fn_code, args, code in [(0, (src.ctypes.data, dst.ctypes.data, src.size), OK),
+                                (1, (src.ctypes.data, dst.ctypes.data, 0), OK),
+                                (2, (None, None, 0), OK), (3, (src.ctypes.data, dst.ctypes.data, 5), BAD_PARAM_COUNT),
+                                (0, (src.ctypes.data, dst.ctypes.data, -1), BAD_PARAM_COUNT),
+                                (0, (None, dst.ctypes.data, 5), BAD_PARAM_COUNT)]:
+        CALLS["settings"] += 1
+        rc = vm(fn_code, *args)
+        if rc != code and not (rc == BAD_DTYPE and code == OK):  # BAD_DTYPE: no AVX2 on this CPU
+            failures.append(f"ms_bce_vector_math({fn_code}, ...) = {rc}, expected {code}")
+    if vm(0, src.ctypes.data, dst.ctypes.data, src.size) == OK and \
+            not np.allclose(dst, np.exp(src.astype(np.float64)), rtol=1e-6, atol=0):
+        failures.append("ms_bce_vector_math exp values")
+    return failures
+
+
+def main(lib_path, plain_path, names_json):
+    names = json.load(open(names_json, encoding="utf-8"))
+    san, plain = ctypes.CDLL(lib_path), ctypes.CDLL(plain_path)
+    for lib in (san, plain):
+        lib.ms_bce_set_simd_path.restype = lib.ms_bce_set_num_threads.restype = ctypes.c_int
+    entries = [Entry(n) for n in names["kernels"]]
+    failures = drive_valid(san, plain, entries)
+    failures += drive_malformed(san, entries)
+    failures += drive_settings(san)
+    print(f"ctypes driver: {len(entries)} entry points; {CALLS['valid']} valid calls (3 dtypes, both SIMD paths, "
+          f"1 and 2 threads), {CALLS['malformed']} malformed calls, {CALLS['settings']} settings calls; "
+          f"{len(failures)} failures")
+    for f in failures[:50]:
+        print("  " + f)
+    return 1 if failures else 0
