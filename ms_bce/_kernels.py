@@ -90,11 +90,15 @@ def device_target():
     return target if target in _LIBRARIES else "CPU"
 
 
+# 'backward' is the fused kernel (every gradient); the others give one gradient each.
+DIRECTIONS = ("forward", "backward", "backward_input", "backward_target", "backward_weight", "backward_pos_weight")
+
+
 def entry_point(loss, direction, reduction, has_weight, has_pos_weight, device="CPU"):
-    """'/abs/lib.so:<loss>_<direction>_<reduction>[_w][_p]' (see custom_ops/cpu/loss_driver.h);
-    direction: 'forward', 'backward' (fused, every gradient) or 'backward_input' (dx only)."""
-    if (loss not in LOSSES or direction not in ("forward", "backward", "backward_input") or reduction not in REDUCTIONS
-            or (loss == "bce" and has_pos_weight)):
+    """'/abs/lib.so:<loss>_<direction>_<reduction>[_w][_p]' (see custom_ops/cpu/loss_driver.h)."""
+    if (loss not in LOSSES or direction not in DIRECTIONS or reduction not in REDUCTIONS
+            or (loss == "bce" and has_pos_weight) or (direction == "backward_weight" and not has_weight)
+            or (direction == "backward_pos_weight" and not has_pos_weight)):
         raise ValueError(f"ms_bce has no kernel for {(loss, direction, reduction, has_weight, has_pos_weight)}")
     operands = "w" * bool(has_weight) + "p" * bool(has_pos_weight)
     return f"{library_path(device)}:{loss}_{direction}_{reduction}{'_' + operands if operands else ''}"
@@ -133,23 +137,26 @@ def _make_bprop(backward, n_operands):
     return bprop
 
 
-def _make_split_bprop(backward_input, backward, n_operands):
-    """The forward's bprop in graph mode: dx from the one-output kernel, the
-    rest from the fused one.  Graph mode drops ops whose outputs nobody uses,
-    so training (dx only) makes one light pass; asking for the target's or a
-    weight's gradient adds the fused pass."""
+def _make_split_bprop(grads, n_operands):
+    """The forward's bprop in graph mode: each gradient from its own one-output
+    kernel (grads: dx, dy[, dw][, dp] ops).  Graph mode drops an op whose
+    output nobody uses only when the op has one output (a multi-output op
+    always runs: seen with MindSpore 2.10), so training pays for dx alone."""
     if n_operands == 2:
+        gx, gy = grads
+
         def bprop(x, y, out, dout):
-            _, dy = backward(x, y, dout)
-            return backward_input(x, y, dout), dy
+            return gx(x, y, dout), gy(x, y, dout)
     elif n_operands == 3:
+        gx, gy, gw = grads
+
         def bprop(x, y, w, out, dout):
-            _, dy, dw = backward(x, y, w, dout)
-            return backward_input(x, y, w, dout), dy, dw
+            return gx(x, y, w, dout), gy(x, y, w, dout), gw(x, y, w, dout)
     else:
+        gx, gy, gw, gp = grads
+
         def bprop(x, y, w, p, out, dout):
-            _, dy, dw, dp = backward(x, y, w, p, dout)
-            return backward_input(x, y, w, p, dout), dy, dw, dp
+            return gx(x, y, w, p, dout), gy(x, y, w, p, dout), gw(x, y, w, p, dout), gp(x, y, w, p, dout)
     return bprop
 
 
@@ -178,13 +185,19 @@ _LOSS_NAMES = {"bce_with_logits": "BCEWithLogitsLoss", "bce": "BCELoss"}
 class LossBackward(Custom):
     """Backward of one loss: direction 'backward' is the fused kernel,
     (x, y[, w][, p], dout) -> (dx, dy[, dw][, dp]), each gradient in its own
-    input's shape (broadcast dimensions summed); 'backward_input' gives dx only."""
+    input's shape (broadcast dimensions summed); 'backward_input', '_target',
+    '_weight', '_pos_weight' give that one gradient."""
+
+    _OPERAND = {"backward_input": 0, "backward_target": 1, "backward_weight": 2}
 
     def __init__(self, loss, reduction, has_weight, has_pos_weight, device, direction="backward"):
         n = 2 + int(has_weight) + int(has_pos_weight)
-        n_out = n if direction == "backward" else 1
         func = entry_point(loss, direction, reduction, has_weight, has_pos_weight, device)
-        out_dtype = (lambda *dtypes: tuple(dtypes[:n])) if n_out > 1 else _first_dtype
+        if direction == "backward":
+            n_out, out_dtype = n, (lambda *dtypes: tuple(dtypes[:n]))
+        else:
+            k = self._OPERAND.get(direction, n - 1)  # pos_weight is the last operand
+            n_out, out_dtype = 1, (lambda *dtypes: dtypes[k])
         super().__init__(func, out_shape=None, out_dtype=out_dtype, func_type="aot",
                          bprop=_make_second_order_bprop(_LOSS_NAMES[loss], n),
                          reg_info=_reg_info(func.rpartition(":")[2], n + 1, n_out, device))
@@ -199,19 +212,20 @@ class LossForward(Custom):
         loss: 'bce_with_logits' or 'bce'.
         reduction: 'none', 'mean' or 'sum'.
         has_weight, has_pos_weight: which optional operands are passed.
-        for_graph: the bprop splits dx from the other gradients (graph mode
-            prunes what is unused); otherwise one fused backward (PyNative).
+        for_graph: each gradient from its own kernel (graph mode prunes the
+            unused ones); otherwise one fused backward (PyNative).
     """
 
     def __init__(self, loss, reduction, has_weight, has_pos_weight, for_graph=False):
         n = 2 + int(has_weight) + int(has_pos_weight)
         device = device_target()
         func = entry_point(loss, "forward", reduction, has_weight, has_pos_weight, device)
-        backward = LossBackward(loss, reduction, has_weight, has_pos_weight, device)
         if for_graph:
-            backward_input = LossBackward(loss, reduction, has_weight, has_pos_weight, device, "backward_input")
-            bprop = _make_split_bprop(backward_input, backward, n)
+            directions = ("backward_input", "backward_target") + (("backward_weight",) if has_weight else ()) + \
+                (("backward_pos_weight",) if has_pos_weight else ())
+            bprop = _make_split_bprop([LossBackward(loss, reduction, has_weight, has_pos_weight, device, d)
+                                       for d in directions], n)
         else:
-            bprop = _make_bprop(backward, n)
+            bprop = _make_bprop(LossBackward(loss, reduction, has_weight, has_pos_weight, device), n)
         super().__init__(func, out_shape=None, out_dtype=_first_dtype, func_type="aot", bprop=bprop,
                          reg_info=_reg_info(func.rpartition(":")[2], n, 1, device))

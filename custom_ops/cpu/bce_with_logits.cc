@@ -41,7 +41,7 @@ struct BceWithLogits {
 
   template <class T, bool HW, bool HP>
   static void forward_avx2(const Segment<T> &s);
-  template <class T, bool HW, bool HP, bool kAll>
+  template <class T, bool HW, bool HP, int kOut>
   static void backward_avx2(const Segment<T> &s);
 };
 
@@ -79,35 +79,47 @@ inline __m256d loss_precise(__m256d x, __m256d y, __m256d w, __m256d p, bool wei
   return loss_from_log1p(x, y, w, p, l, weighted);
 }
 
-// Gradients of 4 elements from e = exp(-|x|), r = 1/(1 + e) and (kAll) l = log1p(e).
-template <bool kAll>
+// The kOut gradients (GradOutput bits) of 4 elements from e = exp(-|x|),
+// r = 1/(1 + e) (when dx is wanted) and l = log1p(e) (when another is).
+template <int kOut>
 inline void grads(__m256d x, __m256d y, __m256d w, __m256d p, __m256d g, __m256d e, __m256d r, __m256d l,
                   __m256d *dx, __m256d *dy, __m256d *dw, __m256d *dp) {
-  const __m256d er = _mm256_mul_pd(e, r);
-  const __m256d nonneg = _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GE_OQ);
-  const __m256d sig_pos = _mm256_blendv_pd(er, r, nonneg), sig_neg = _mm256_blendv_pd(r, er, nonneg);
+  constexpr bool kDx = kOut & kGradInput, kSoftplus = kOut & ~kGradInput;
   const __m256d omy = _mm256_sub_pd(splat_pd(1.0), y);
   const __m256d py = _mm256_mul_pd(p, y);
   const __m256d gw = _mm256_mul_pd(g, w);
-  *dx = _mm256_mul_pd(gw, _mm256_fmsub_pd(omy, sig_pos, _mm256_mul_pd(py, sig_neg)));
-  bool nan = any_nan_pd(*dx);
-  __m256d sp_pos, sp_neg;
-  if constexpr (kAll) {
+  __m256d sig_pos, sig_neg, sp_pos, sp_neg;
+  __m256d nan = _mm256_setzero_pd();
+  if constexpr (kDx) {
+    const __m256d er = _mm256_mul_pd(e, r);
+    const __m256d nonneg = _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GE_OQ);
+    sig_pos = _mm256_blendv_pd(er, r, nonneg);
+    sig_neg = _mm256_blendv_pd(r, er, nonneg);
+    *dx = _mm256_mul_pd(gw, _mm256_fmsub_pd(omy, sig_pos, _mm256_mul_pd(py, sig_neg)));
+    nan = _mm256_or_pd(nan, *dx);
+  }
+  if constexpr (kSoftplus) {
     sp_pos = _mm256_add_pd(max0_pd(x), l);
     sp_neg = _mm256_add_pd(max0_pd(neg_pd(x)), l);
+  }
+  if constexpr (kOut & kGradTarget) {
     *dy = _mm256_mul_pd(gw, _mm256_fmsub_pd(p, sp_neg, sp_pos));
+    nan = _mm256_or_pd(nan, *dy);
+  }
+  if constexpr (kOut & kGradWeight) {
     *dw = _mm256_mul_pd(g, _mm256_fmadd_pd(omy, sp_pos, _mm256_mul_pd(py, sp_neg)));
+    nan = _mm256_or_pd(nan, *dw);
+  }
+  if constexpr (kOut & kGradPosWeight) {
     *dp = _mm256_mul_pd(gw, _mm256_mul_pd(y, sp_neg));
-    nan = nan || any_nan_pd(_mm256_or_pd(_mm256_or_pd(*dy, *dw), *dp));
+    nan = _mm256_or_pd(nan, *dp);
   }
-  if (!nan) return;
+  if (!any_nan_pd(nan)) return;  // NaN in any output (or of NaN bits) shows here
   const __m256d py0 = mul0_pd(p, y);
-  *dx = mul0_pd(g, mul0_pd(w, _mm256_sub_pd(mul0_pd(omy, sig_pos), mul0_pd(py0, sig_neg))));
-  if constexpr (kAll) {
-    *dy = mul0_pd(g, mul0_pd(w, _mm256_sub_pd(mul0_pd(p, sp_neg), sp_pos)));
-    *dw = mul0_pd(g, _mm256_add_pd(mul0_pd(omy, sp_pos), mul0_pd(py0, sp_neg)));
-    *dp = mul0_pd(g, mul0_pd(w, mul0_pd(y, sp_neg)));
-  }
+  if constexpr (kDx) *dx = mul0_pd(g, mul0_pd(w, _mm256_sub_pd(mul0_pd(omy, sig_pos), mul0_pd(py0, sig_neg))));
+  if constexpr (kOut & kGradTarget) *dy = mul0_pd(g, mul0_pd(w, _mm256_sub_pd(mul0_pd(p, sp_neg), sp_pos)));
+  if constexpr (kOut & kGradWeight) *dw = mul0_pd(g, _mm256_add_pd(mul0_pd(omy, sp_pos), mul0_pd(py0, sp_neg)));
+  if constexpr (kOut & kGradPosWeight) *dp = mul0_pd(g, mul0_pd(w, mul0_pd(y, sp_neg)));
 }
 
 }  // namespace logits_avx2
@@ -143,9 +155,10 @@ void BceWithLogits::forward_avx2(const Segment<T> &s) {
   if (!s.out) *s.sum += total(sum_lo, sum_hi);
 }
 
-template <class T, bool HW, bool HP, bool kAll>
+template <class T, bool HW, bool HP, int kOut>
 void BceWithLogits::backward_avx2(const Segment<T> &s) {
   using namespace avx2;
+  constexpr bool kDx = kOut & kGradInput, kSoftplus = kOut & ~kGradInput;
   const __m256 one = splat(1.0f);
   for_each_vector(s.n, [&](int64_t i, int64_t m) {
     const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
@@ -153,19 +166,17 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
     const __m256 p = HP ? load_n(s.p + i, m) : one;
     const __m256 g = s.g ? load_n(s.g + i, m) : splat(s.g_scalar);
     const __m256 e = exp_nonpos(neg_abs(x));
-    const __m256 r = _mm256_div_ps(one, _mm256_add_ps(one, e));
-    const __m256 l = kAll ? log1p_unit(e) : e;
+    const __m256 r = kDx ? _mm256_div_ps(one, _mm256_add_ps(one, e)) : e;
+    const __m256 l = kSoftplus ? log1p_unit(e) : e;
     __m256d dx[2], dy[2], dw[2], dp[2];
-    logits_avx2::grads<kAll>(low_pd(x), low_pd(y), low_pd(w), low_pd(p), low_pd(g), low_pd(e), low_pd(r),
+    logits_avx2::grads<kOut>(low_pd(x), low_pd(y), low_pd(w), low_pd(p), low_pd(g), low_pd(e), low_pd(r),
                              low_pd(l), &dx[0], &dy[0], &dw[0], &dp[0]);
-    logits_avx2::grads<kAll>(high_pd(x), high_pd(y), high_pd(w), high_pd(p), high_pd(g), high_pd(e), high_pd(r),
+    logits_avx2::grads<kOut>(high_pd(x), high_pd(y), high_pd(w), high_pd(p), high_pd(g), high_pd(e), high_pd(r),
                              high_pd(l), &dx[1], &dy[1], &dw[1], &dp[1]);
-    store_n(s.dx + i, to_ps(dx[0], dx[1]), m);
-    if constexpr (kAll) {
-      store_n(s.dy + i, to_ps(dy[0], dy[1]), m);
-      if constexpr (HW) store_n(s.dw + i, to_ps(dw[0], dw[1]), m);
-      if constexpr (HP) store_n(s.dp + i, to_ps(dp[0], dp[1]), m);
-    }
+    if constexpr (kDx) store_n(s.dx + i, to_ps(dx[0], dx[1]), m);
+    if constexpr (kOut & kGradTarget) store_n(s.dy + i, to_ps(dy[0], dy[1]), m);
+    if constexpr (HW && (kOut & kGradWeight)) store_n(s.dw + i, to_ps(dw[0], dw[1]), m);
+    if constexpr (HP && (kOut & kGradPosWeight)) store_n(s.dp + i, to_ps(dp[0], dp[1]), m);
   });
 }
 
@@ -174,8 +185,12 @@ MS_BCE_AVX2_END
 
 }  // namespace ms_bce
 
-// bce_with_logits_{forward,backward}_{none,mean,sum}{,_w,_p,_wp}
+// bce_with_logits_<direction>_{none,mean,sum}{,_w,_p,_wp}
 MS_BCE_EXPORT_REDUCTIONS(ms_bce::BceWithLogits, bce_with_logits, false, false, )
 MS_BCE_EXPORT_REDUCTIONS(ms_bce::BceWithLogits, bce_with_logits, true, false, _w)
 MS_BCE_EXPORT_REDUCTIONS(ms_bce::BceWithLogits, bce_with_logits, false, true, _p)
 MS_BCE_EXPORT_REDUCTIONS(ms_bce::BceWithLogits, bce_with_logits, true, true, _wp)
+MS_BCE_EXPORT_WEIGHT_GRADIENTS(ms_bce::BceWithLogits, bce_with_logits, true, false, _w)
+MS_BCE_EXPORT_WEIGHT_GRADIENTS(ms_bce::BceWithLogits, bce_with_logits, true, true, _wp)
+MS_BCE_EXPORT_POS_WEIGHT_GRADIENTS(ms_bce::BceWithLogits, bce_with_logits, false, true, _p)
+MS_BCE_EXPORT_POS_WEIGHT_GRADIENTS(ms_bce::BceWithLogits, bce_with_logits, true, true, _wp)
