@@ -5,7 +5,10 @@ from .ops import _LossCell, _logits_loss, _probability_loss
 
 __all__ = ["BCEWithLogitsLoss", "BCELoss"]
 
-# how these cells name input, target, weight, pos_weight in messages (both families)
+# how these cells name input, target, weight, pos_weight (their construct's
+# arguments, as in MindSpore 2.10: nn.BCEWithLogitsLoss takes input, target;
+# nn.BCELoss logits, labels), also in error messages
+_LOGITS_NAMES = ("input", "target", "weight", "pos_weight")
 _NAMES = ("logits", "labels", "weight", "pos_weight")
 
 
@@ -20,24 +23,24 @@ class BCEWithLogitsLoss(_LossCell):
 
     Args:
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
-        weight (Tensor, optional): Rescaling weight, broadcastable to the logits' shape.
+        weight (Tensor, optional): Rescaling weight, broadcastable to the input's shape.
             Default: ``None``.
         pos_weight (Tensor, optional): Weight of positive examples, broadcastable to the
-            logits' shape (typically one value per class). Default: ``None``.
+            input's shape (typically one value per class). Default: ``None``.
 
     Inputs:
-        - **logits** (Tensor) - Any shape; float16, float32 or bfloat16.
-        - **labels** (Tensor) - The shape of `logits`; float16, float32 or bfloat16.
+        - **input** (Tensor) - Logits, any shape; float16, float32 or bfloat16.
+        - **target** (Tensor) - The shape of `input`; float16, float32 or bfloat16.
 
     Outputs:
-        Tensor with the dtype of `logits`: its shape for ``'none'``, else 0-d.
+        Tensor with the dtype of `input`: its shape for ``'none'``, else 0-d.
 
     Raises:
         TypeError: If `reduction` is not a str, `weight` or `pos_weight` is neither a Tensor
             nor ``None``, an input is not a Tensor, or a dtype is not float16, float32 or
             bfloat16.
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, if the
-            shape of `labels` differs from that of `logits`, or if `weight` or `pos_weight`
+            shape of `target` differs from that of `input`, or if `weight` or `pos_weight`
             can not be broadcast to it.
 
     Supported Platforms:
@@ -58,8 +61,8 @@ class BCEWithLogitsLoss(_LossCell):
     def __init__(self, reduction='mean', weight=None, pos_weight=None):
         super().__init__("BCEWithLogitsLoss", reduction, weight, pos_weight)
 
-    def construct(self, logits, labels):
-        return _logits_loss("BCEWithLogitsLoss", _NAMES, logits, labels, self.weight, self.pos_weight,
+    def construct(self, input, target):
+        return _logits_loss("BCEWithLogitsLoss", _LOGITS_NAMES, input, target, self.weight, self.pos_weight,
                             self.reduction)
 
 
