@@ -2,9 +2,11 @@
 
 ``ms_bce.ops``, ``ms_bce.nn`` and ``ms_bce.mint`` mirror the MindSpore names of
 the same spelling; each is backed by ``mindspore.ops.Custom(func_type="aot")``
-operators over C++ kernels built at install time.
+operators over C++ kernels built at install time.  ``ms_bce.patch()`` makes
+MindSpore's own names resolve to these (``ms_bce.unpatch()`` reverses it).
 """
 from . import mint, nn, ops
+from ._patch import is_patched, patch, patched_names, unpatch
 from ._version import __version__
 
-__all__ = ["ops", "nn", "mint", "__version__"]
+__all__ = ["ops", "nn", "mint", "patch", "unpatch", "is_patched", "patched_names", "__version__"]
