@@ -150,6 +150,15 @@ def test_unpatch_restores_what_was_there_before_patch(monkeypatch):
     assert ms.nn.BCELoss is Replacement
 
 
+def test_patch_with_a_name_missing_from_mindspore_patches_nothing(monkeypatch):
+    """A MindSpore without one of the names (not 2.10) gets a clear error and no half-patch."""
+    monkeypatch.delattr(ms.mint.nn, "BCELoss")
+    with pytest.raises(RuntimeError, match=r"MindSpore has no 'mindspore.mint.nn.BCELoss'"):
+        ms_bce.patch()
+    assert not ms_bce.is_patched()
+    assert ms.nn.BCELoss is ORIGINAL["mindspore.nn.BCELoss"]
+
+
 def test_name_imported_before_patch_keeps_the_builtin_class():
     from mindspore.nn import BCELoss  # pylint: disable=import-outside-toplevel
     with ms_bce.patch():
