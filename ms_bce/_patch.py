@@ -165,11 +165,30 @@ def unpatch():
 
 
 def is_patched():
-    """True while MindSpore's names resolve to ms_bce's (between ``patch()`` and ``unpatch()``)."""
+    """True while MindSpore's names resolve to ms_bce's (between ``patch()`` and ``unpatch()``).
+
+    Examples:
+        >>> import ms_bce
+        >>> with ms_bce.patch():
+        ...     print(ms_bce.is_patched())
+        True
+        >>> print(ms_bce.is_patched())
+        False
+    """
     return bool(_saved)
 
 
 def patched_names():
-    """The dotted MindSpore names currently patched (empty when not patched)."""
+    """The dotted MindSpore names currently patched (empty when not patched).
+
+    Examples:
+        >>> import ms_bce
+        >>> with ms_bce.patch():
+        ...     names = ms_bce.patched_names()
+        >>> print(len(names), names[0])
+        18 mindspore.ops.binary_cross_entropy_with_logits
+        >>> print(ms_bce.patched_names())
+        ()
+    """
     with _lock:
         return tuple(_saved)

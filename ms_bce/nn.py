@@ -21,6 +21,15 @@ class BCEWithLogitsLoss(_LossCell):
     Unlike MindSpore's, `weight` and `pos_weight` may be ``Parameter`` objects: their
     gradients are exact, so they can be learned.
 
+    With :math:`X` = `input`, :math:`Y` = `target`, :math:`W` = `weight` and :math:`P` = `pos_weight`
+    (each 1 when not given), broadcast to the shape of `input`:
+
+    .. math::
+        L = W \left[ (1 - Y)\,\mathrm{softplus}(X) + P\,Y\,\mathrm{softplus}(-X) \right]
+
+    ``'none'`` returns :math:`L`, ``'mean'`` :math:`\sum L / N` (:math:`N` the number of
+    elements, not the sum of the weights), ``'sum'`` :math:`\sum L`.
+
     Args:
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
         weight (Tensor, optional): Rescaling weight, broadcastable to the input's shape.
@@ -76,6 +85,14 @@ class BCELoss(_LossCell):
     `weight` broadcasts to the shape of the input (MindSpore documents a weight of the
     input's shape; its built-in accepts a broadcastable one but misreads it), and may be a
     ``Parameter`` (its gradient is exact).
+
+    With :math:`p` = `logits`, :math:`Y` = `labels`, :math:`W` = `weight` (1 when not given,
+    broadcast to the shape of `logits`) and :math:`\epsilon = 10^{-12}`:
+
+    .. math::
+        L = -W \left[ Y \log(p + \epsilon) + (1 - Y) \log((1 - p) + \epsilon) \right]
+
+    ``'none'`` returns :math:`L`, ``'mean'`` :math:`\sum L / N`, ``'sum'`` :math:`\sum L`.
 
     Args:
         weight (Tensor, optional): Rescaling weight of the input's dtype, broadcastable to
