@@ -132,7 +132,12 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["ms_bce", "ms_bce.*"]),
     install_requires=["mindspore==2.10.0", "numpy<2"],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        "test": ["pytest>=7"],
+        "docs": ["sphinx>=7", "myst-parser>=2"],
+        # everything the README's test command needs (it builds the docs), and `python -m build`
+        "dev": ["pytest>=7", "sphinx>=7", "myst-parser>=2", "build>=1"],
+    },
     ext_modules=[
         KernelLibrary("ms_bce._lib.libms_bce_cpu", _rel("custom_ops/cpu/*.cc"), _rel("custom_ops/cpu/*.h")),
     ],
