@@ -2,7 +2,8 @@
 ``Custom(func_type="aot")`` operators.
 
 One table (``entry_point``) maps (loss, direction, reduction, operands,
-device) to ``"/abs/path/lib.so:function"``.  ``LossForward`` is the forward
+device) to ``"/abs/path/lib.so:function"``: the GPU (CUDA) library when MindSpore's
+device target is GPU, the CPU library otherwise.  ``LossForward`` is the forward
 operator of one loss for one reduction and one set of operands; its bprop
 calls the matching fused ``LossBackward``, which returns the gradients of
 every operand in one pass.
@@ -22,7 +23,7 @@ from ._validate import REDUCTIONS
 _LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib")
 
 # device target -> library base name (built by setup.py as <base>-<hash>.so)
-_LIBRARIES = {"CPU": "libms_bce_cpu"}
+_LIBRARIES = {"CPU": "libms_bce_cpu", "GPU": "libms_bce_gpu"}
 
 LOSSES = ("bce_with_logits", "bce")
 
@@ -34,6 +35,11 @@ def library_path(device="CPU"):
         raise RuntimeError(f"ms_bce has no kernels for device target '{device}'; "
                            f"supported: {sorted(_LIBRARIES)}.")
     found = glob.glob(os.path.join(_LIB_DIR, base + "-*.so"))
+    if not found and device == "GPU":
+        raise RuntimeError(
+            f"ms_bce's GPU kernel library ({base}-<hash>.so) is missing from {_LIB_DIR}: it is built only "
+            "where nvcc is found when ms_bce is installed. Install the CUDA toolkit and reinstall ms_bce with "
+            "MS_BCE_BUILD_GPU=1 (`MS_BCE_BUILD_GPU=1 pip install .`), or set the device target to CPU.")
     if not found:
         raise RuntimeError(
             f"ms_bce's {device} kernel library ({base}-<hash>.so) is missing from {_LIB_DIR}: "
@@ -42,18 +48,21 @@ def library_path(device="CPU"):
 
 
 def device_target():
-    """The device the kernels run on: MindSpore's device target, CPU by default."""
+    """The device the kernels run on: MindSpore's device target (CPU or GPU),
+    CPU for any other."""
     target = context.get_context("device_target")
     return target if target in _LIBRARIES else "CPU"
 
 
 def entry_point(loss, direction, reduction, has_weight, has_pos_weight, device="CPU"):
-    """'/abs/lib.so:<loss>_<direction>_<reduction>[_w][_p]' (see custom_ops/cpu/loss_driver.h)."""
+    """'/abs/lib.so:<loss>_<direction>_<reduction>[_w][_p]' (see custom_ops/cpu/loss_driver.h), the
+    library chosen by device ('CPU' or 'GPU')."""
     if (loss not in LOSSES or direction not in ("forward", "backward") or reduction not in REDUCTIONS
             or (loss == "bce" and has_pos_weight)):
         raise ValueError(f"ms_bce has no kernel for {(loss, direction, reduction, has_weight, has_pos_weight)}")
     operands = "w" * bool(has_weight) + "p" * bool(has_pos_weight)
-    return f"{library_path(device)}:{loss}_{direction}_{reduction}{'_' + operands if operands else ''}"
+    name = f"{loss}_{direction}_{reduction}{'_' + operands if operands else ''}"
+    return f"{library_path(device)}:{name}"
 
 
 def _reg_info(func_name, n_inputs, n_outputs, device):
