@@ -2,7 +2,10 @@
 ``Custom(func_type="aot")`` operators.
 
 One table (``entry_point``) maps (loss, direction, reduction, operands,
-device) to ``"/abs/path/lib.so:function"``.  ``LossForward`` is the forward
+device) to ``"/abs/path/lib.so:function"``: the CPU library when MindSpore's
+device target is CPU, the GPU (CUDA) library when it is GPU.  On Ascend the
+kernels are Ascend C operators found by name (``ascend_op_name``; see the
+end of this module).  ``LossForward`` is the forward
 operator of one loss for one reduction and one set of operands; its bprop
 calls the matching fused ``LossBackward``, which returns the gradients of
 every operand in one pass.
@@ -24,7 +27,7 @@ from ._validate import REDUCTIONS
 _LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib")
 
 # device target -> library base name (built by setup.py as <base>-<hash>.so)
-_LIBRARIES = {"CPU": "libms_bce_cpu"}
+_LIBRARIES = {"CPU": "libms_bce_cpu", "GPU": "libms_bce_gpu"}
 
 LOSSES = ("bce_with_logits", "bce")
 
@@ -36,6 +39,11 @@ def library_path(device="CPU"):
         raise RuntimeError(f"ms_bce has no kernels for device target '{device}'; "
                            f"supported: {sorted(_LIBRARIES)}.")
     found = glob.glob(os.path.join(_LIB_DIR, base + "-*.so"))
+    if not found and device == "GPU":
+        raise RuntimeError(
+            f"ms_bce's GPU kernel library ({base}-<hash>.so) is missing from {_LIB_DIR}: it is built only "
+            "where nvcc is found when ms_bce is installed. Install the CUDA toolkit and reinstall ms_bce with "
+            "MS_BCE_BUILD_GPU=1 (`MS_BCE_BUILD_GPU=1 pip install .`), or set the device target to CPU.")
     if not found:
         raise RuntimeError(
             f"ms_bce's {device} kernel library ({base}-<hash>.so) is missing from {_LIB_DIR}: "
@@ -85,9 +93,10 @@ def get_simd_path():
 
 
 def device_target():
-    """The device the kernels run on: MindSpore's device target, CPU by default."""
+    """The device the kernels run on: MindSpore's device target (CPU, GPU or
+    Ascend), CPU for any other."""
     target = context.get_context("device_target")
-    return target if target in _LIBRARIES else "CPU"
+    return target if target in _LIBRARIES or target == "Ascend" else "CPU"
 
 
 # 'backward' is the fused kernel (every gradient); the others give one gradient each.
@@ -95,13 +104,17 @@ DIRECTIONS = ("forward", "backward", "backward_input", "backward_target", "backw
 
 
 def entry_point(loss, direction, reduction, has_weight, has_pos_weight, device="CPU"):
-    """'/abs/lib.so:<loss>_<direction>_<reduction>[_w][_p]' (see custom_ops/cpu/loss_driver.h)."""
+    """'/abs/lib.so:<loss>_<direction>_<reduction>[_w][_p]' (see custom_ops/cpu/loss_driver.h), the
+    library chosen by device ('CPU' or 'GPU'); for 'Ascend' the operator type (``ascend_op_name``)."""
     if (loss not in LOSSES or direction not in DIRECTIONS or reduction not in REDUCTIONS
             or (loss == "bce" and has_pos_weight) or (direction == "backward_weight" and not has_weight)
             or (direction == "backward_pos_weight" and not has_pos_weight)):
         raise ValueError(f"ms_bce has no kernel for {(loss, direction, reduction, has_weight, has_pos_weight)}")
     operands = "w" * bool(has_weight) + "p" * bool(has_pos_weight)
-    return f"{library_path(device)}:{loss}_{direction}_{reduction}{'_' + operands if operands else ''}"
+    name = f"{loss}_{direction}_{reduction}{'_' + operands if operands else ''}"
+    if device == "Ascend":  # an Ascend C operator, found by its type
+        return ascend_op_name(name)
+    return f"{library_path(device)}:{name}"
 
 
 def _reg_info(func_name, n_inputs, n_outputs, device):
@@ -191,6 +204,9 @@ class LossBackward(Custom):
     _OPERAND = {"backward_input": 0, "backward_target": 1, "backward_weight": 2}
 
     def __init__(self, loss, reduction, has_weight, has_pos_weight, device, direction="backward"):
+        if device == "Ascend":
+            _init_ascend(self, loss, direction, reduction, has_weight, has_pos_weight)
+            return
         n = 2 + int(has_weight) + int(has_pos_weight)
         func = entry_point(loss, direction, reduction, has_weight, has_pos_weight, device)
         if direction == "backward":
@@ -219,6 +235,9 @@ class LossForward(Custom):
     def __init__(self, loss, reduction, has_weight, has_pos_weight, for_graph=False):
         n = 2 + int(has_weight) + int(has_pos_weight)
         device = device_target()
+        if device == "Ascend":
+            _init_ascend(self, loss, "forward", reduction, has_weight, has_pos_weight)
+            return
         func = entry_point(loss, "forward", reduction, has_weight, has_pos_weight, device)
         if for_graph:
             directions = ("backward_input", "backward_target") + (("backward_weight",) if has_weight else ()) + \
@@ -229,3 +248,57 @@ class LossForward(Custom):
             bprop = _make_bprop(LossBackward(loss, reduction, has_weight, has_pos_weight, device), n)
         super().__init__(func, out_shape=None, out_dtype=_first_dtype, func_type="aot", bprop=bprop,
                          reg_info=_reg_info(func.rpartition(":")[2], n, 1, device))
+
+
+# ------------------------------------------------------------------ Ascend ---
+# On Ascend the kernels are Ascend C operators (custom_ops/ascend/), compiled
+# and installed into CANN's operator path by custom_ops/ascend/build.sh where
+# the CANN toolkit is present.  MindSpore finds them by operator type, so
+# there is no library path; output shapes come from Python (MindSpore's
+# Ascend Custom path takes a Python out_shape, dynamic shapes included).
+
+_ASCEND_DTYPES = (DataType.F16_Default, DataType.F32_Default, DataType.BF16_Default)
+
+
+def ascend_op_name(entry_name):
+    """The Ascend C operator type of an entry point: 'BceWithLogitsForwardMeanWp'
+    for bce_with_logits_forward_mean_wp (CANN names the kernel function by the
+    type in snake case, which is the CPU/GPU entry point's name)."""
+    return "".join(part.capitalize() for part in entry_name.split("_"))
+
+
+def ascend_io_names(direction, has_weight, has_pos_weight):
+    """(inputs, outputs) as custom_ops/ascend/op_host declares them."""
+    operands = ["x", "target"] + ["weight"] * bool(has_weight) + ["pos_weight"] * bool(has_pos_weight)
+    if direction == "forward":
+        return operands, ["y"]
+    grads = ["dx", "dtarget"] + ["dweight"] * bool(has_weight) + ["dpos_weight"] * bool(has_pos_weight)
+    return operands + ["dout"], grads if direction == "backward" else grads[:1]
+
+
+def _ascend_reg_info(op_name, inputs, outputs):
+    reg = CustomRegOp(op_name)
+    for i, name in enumerate(inputs):
+        reg = reg.input(i, name, "required")
+    for i, name in enumerate(outputs):
+        reg = reg.output(i, name, "required")
+    for dtype in _ASCEND_DTYPES:
+        reg = reg.dtype_format(*([dtype] * (len(inputs) + len(outputs))))
+    return reg.target("Ascend").get_op_info()
+
+
+def _init_ascend(op, loss, direction, reduction, has_weight, has_pos_weight):
+    """Custom.__init__ of a LossForward/LossBackward for the Ascend C operator."""
+    n = 2 + int(has_weight) + int(has_pos_weight)
+    name = entry_point(loss, direction, reduction, has_weight, has_pos_weight, "Ascend")
+    inputs, outputs = ascend_io_names(direction, has_weight, has_pos_weight)
+    if direction == "forward":
+        backward = LossBackward(loss, reduction, has_weight, has_pos_weight, "Ascend")
+        out_shape = (lambda *shapes: shapes[0]) if reduction == "none" else (lambda *shapes: [])
+        Custom.__init__(op, name, out_shape=out_shape, out_dtype=_first_dtype, func_type="aot",
+                        bprop=_make_bprop(backward, n), reg_info=_ascend_reg_info(name, inputs, outputs))
+    else:
+        Custom.__init__(op, name, out_shape=lambda *shapes: tuple(shapes[:n]),
+                        out_dtype=lambda *dtypes: tuple(dtypes[:n]), func_type="aot",
+                        bprop=_make_second_order_bprop(_LOSS_NAMES[loss], n),
+                        reg_info=_ascend_reg_info(name, inputs, outputs))

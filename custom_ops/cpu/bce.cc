@@ -94,7 +94,7 @@ void Bce::backward_avx2(const Segment<T> &s) {
   for_each_vector(s.n, [&](int64_t i, int64_t m) {
     const __m256 p = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 w = HW ? load_n(s.w + i, m) : one;
-    const __m256 g = s.g ? load_n(s.g + i, m) : splat(s.g_scalar);
+    const __m256 g = s.g ? load_n(s.g + i, m) : splat(static_cast<float>(s.g_scalar));
     const __m256 a = _mm256_add_ps(p, eps), b = _mm256_add_ps(_mm256_sub_ps(one, p), eps);
     const __m256 omy = _mm256_sub_ps(one, y);
     __m256 ra, rb, la, lb, dx, dy, dw;
@@ -124,7 +124,7 @@ void Bce::backward_avx2(const Segment<T> &s) {
     }
     if constexpr (kDx) store_n(s.dx + i, dx, m);
     if constexpr (kDy) store_n(s.dy + i, dy, m);
-    if constexpr (kDw) store_n(s.dw + i, dw, m);
+    if constexpr (kDw) store_pd_n(s.dw + i, low_pd(dw), high_pd(dw), m);
   });
 }
 

@@ -164,19 +164,20 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
     const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 w = HW ? load_n(s.w + i, m) : one;
     const __m256 p = HP ? load_n(s.p + i, m) : one;
-    const __m256 g = s.g ? load_n(s.g + i, m) : splat(s.g_scalar);
+    const __m256 g = s.g ? load_n(s.g + i, m) : _mm256_setzero_ps();
+    const __m256d g_lo = s.g ? low_pd(g) : splat_pd(s.g_scalar), g_hi = s.g ? high_pd(g) : splat_pd(s.g_scalar);
     const __m256 e = exp_nonpos(neg_abs(x));
     const __m256 r = kDx ? _mm256_div_ps(one, _mm256_add_ps(one, e)) : e;
     const __m256 l = kSoftplus ? log1p_unit(e) : e;
     __m256d dx[2], dy[2], dw[2], dp[2];
-    logits_avx2::grads<kOut>(low_pd(x), low_pd(y), low_pd(w), low_pd(p), low_pd(g), low_pd(e), low_pd(r),
+    logits_avx2::grads<kOut>(low_pd(x), low_pd(y), low_pd(w), low_pd(p), g_lo, low_pd(e), low_pd(r),
                              low_pd(l), &dx[0], &dy[0], &dw[0], &dp[0]);
-    logits_avx2::grads<kOut>(high_pd(x), high_pd(y), high_pd(w), high_pd(p), high_pd(g), high_pd(e), high_pd(r),
+    logits_avx2::grads<kOut>(high_pd(x), high_pd(y), high_pd(w), high_pd(p), g_hi, high_pd(e), high_pd(r),
                              high_pd(l), &dx[1], &dy[1], &dw[1], &dp[1]);
     if constexpr (kDx) store_n(s.dx + i, to_ps(dx[0], dx[1]), m);
     if constexpr (kOut & kGradTarget) store_n(s.dy + i, to_ps(dy[0], dy[1]), m);
-    if constexpr (HW && (kOut & kGradWeight)) store_n(s.dw + i, to_ps(dw[0], dw[1]), m);
-    if constexpr (HP && (kOut & kGradPosWeight)) store_n(s.dp + i, to_ps(dp[0], dp[1]), m);
+    if constexpr (HW && (kOut & kGradWeight)) store_pd_n(s.dw + i, dw[0], dw[1], m);
+    if constexpr (HP && (kOut & kGradPosWeight)) store_pd_n(s.dp + i, dp[0], dp[1], m);
   });
 }
 

@@ -158,7 +158,7 @@ std::vector<std::vector<int64_t>> backward_infer_shape(int *ndims, int64_t **sha
 // indices f0 .. f0 + n - 1).  x, y and the full-size outputs are contiguous;
 // weight and pos_weight arrive as contiguous float32 views of their broadcast
 // values (nullptr when absent), whatever their shape; weight/pos_weight
-// gradients leave as float32 per-element contributions for the driver to sum.
+// gradients leave as per-element contributions in double for the driver to sum.
 constexpr int64_t kSegment = 1024;
 
 template <class T>
@@ -172,9 +172,9 @@ struct Segment {
   bool precise = false;  // a reduction small enough (one chunk) to compute each element in double
   // backward: the incoming gradient per element (g, 'none') or one value
   const T *g = nullptr;
-  float g_scalar = 0.0f;
+  double g_scalar = 0.0;                 // 'mean': dout / numel, unrounded
   T *dx = nullptr, *dy = nullptr;        // nullptr when not wanted
-  float *dw = nullptr, *dp = nullptr;    // contributions; nullptr when not wanted
+  double *dw = nullptr, *dp = nullptr;   // contributions, unrounded; nullptr when not wanted
 };
 
 // The portable path: the loss's scalar element functions (double arithmetic).
@@ -192,12 +192,12 @@ void forward_segment_scalar(const Segment<T> &s) {
 template <class Loss, class T, bool HW, bool HP>
 void backward_segment_scalar(const Segment<T> &s) {
   for (int64_t i = 0; i < s.n; ++i) {
-    const double g = s.g ? static_cast<double>(to_float(s.g[i])) : static_cast<double>(s.g_scalar);
+    const double g = s.g ? static_cast<double>(to_float(s.g[i])) : s.g_scalar;
     const Grad r = Loss::grad(to_float(s.x[i]), to_float(s.y[i]), HW ? s.w[i] : 1.0, HP ? s.p[i] : 1.0, g);
     if (s.dx) s.dx[i] = store_as<T>(r.dx);
     if (s.dy) s.dy[i] = store_as<T>(r.dy);
-    if (s.dw) s.dw[i] = static_cast<float>(r.dw);
-    if (s.dp) s.dp[i] = static_cast<float>(r.dp);
+    if (s.dw) s.dw[i] = r.dw;
+    if (s.dp) s.dp[i] = r.dp;
   }
 }
 
@@ -332,7 +332,7 @@ struct ChunkGradient {
 // Adds a segment's contributions c[0 .. n) (flat indices f0 ..) to a chunk's
 // sums: kScalar into one value, kPeriodic into an expanded buffer folded at
 // the chunk's end (fold_periodic), kGeneral at each element's offset.
-inline void add_contributions(const OperandInfo &info, const float *c, int64_t f0, int64_t n, ChunkGradient *g) {
+inline void add_contributions(const OperandInfo &info, const double *c, int64_t f0, int64_t n, ChunkGradient *g) {
   switch (info.kind) {
     case OperandKind::kScalar: {
       double s = 0.0;
@@ -529,11 +529,10 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
       T *dw = kDw ? static_cast<T *>(params[kSlotDw]) : nullptr;
       T *dp = kDp ? static_cast<T *>(params[kSlotDp]) : nullptr;
       // for mean/sum the incoming gradient is one value, spread over all elements
-      float g_all = 0.0f;
+      double g_all = 0.0;
       if (R != Reduction::kNone) {
-        double g = to_float(dout[0]);
-        if (R == Reduction::kMean) g /= static_cast<double>(n);
-        g_all = static_cast<float>(g);
+        g_all = to_float(dout[0]);
+        if (R == Reduction::kMean) g_all /= static_cast<double>(n);
       }
       std::vector<ChunkGradient> wsum(dw && wi.kind != OperandKind::kFull ? chunks : 0);
       std::vector<ChunkGradient> psum(dp && pi.kind != OperandKind::kFull ? chunks : 0);
@@ -545,7 +544,7 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
         if (HP) pv.emplace(static_cast<const T *>(params[Operands<HW, HP>::kPosWeight]), pi);
         if (!wsum.empty()) wsum[c] = chunk_gradient(wi, begin, end);
         if (!psum.empty()) psum[c] = chunk_gradient(pi, begin, end);
-        float cw[kSegment], cp[kSegment];
+        double cw[kSegment], cp[kSegment];
         for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
           Segment<T> s;
           s.n = std::min(kSegment, end - f0);

@@ -252,6 +252,19 @@ inline __m256d low_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(
 inline __m256d high_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
 inline __m256 to_ps(__m256d lo, __m256d hi) { return _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo)); }
 
+// Stores m (<= 8) doubles held as two halves of 4.
+inline void store_pd_n(double *p, __m256d lo, __m256d hi, int64_t m) {
+  if (m == kLanes) {
+    _mm256_storeu_pd(p, lo);
+    _mm256_storeu_pd(p + 4, hi);
+    return;
+  }
+  alignas(32) double buf[kLanes];
+  _mm256_store_pd(buf, lo);
+  _mm256_store_pd(buf + 4, hi);
+  for (int64_t i = 0; i < m; ++i) p[i] = buf[i];
+}
+
 // Double lanes [0, m) of the low (first) and high (second) halves of 8.
 inline __m256d lane_mask_pd(int64_t m, bool high) {
   const double base = high ? 4.0 : 0.0;
