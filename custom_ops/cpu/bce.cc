@@ -69,7 +69,7 @@ void Bce::forward_avx2(const Segment<T> &s) {
   using namespace avx2;
   const __m256 one = splat(1.0f), eps = splat(kEps);
   __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-  for_each_vector(s.n, [&](int64_t i, int64_t m) {
+  for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 p = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 la = log_via_double(_mm256_add_ps(p, eps));
     const __m256 lb = log_via_double(_mm256_add_ps(_mm256_sub_ps(one, p), eps));
@@ -91,7 +91,7 @@ void Bce::backward_avx2(const Segment<T> &s) {
   using namespace avx2;
   constexpr bool kDx = kOut & kGradInput, kDy = kOut & kGradTarget, kDw = HW && (kOut & kGradWeight);
   const __m256 one = splat(1.0f), eps = splat(kEps);
-  for_each_vector(s.n, [&](int64_t i, int64_t m) {
+  for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 p = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 w = HW ? load_n(s.w + i, m) : one;
     const __m256 g = s.g ? load_n(s.g + i, m) : splat(static_cast<float>(s.g_scalar));

@@ -57,12 +57,12 @@ MS_BCE_AVX2_BEGIN
 namespace logits_avx2 {
 using namespace avx2;
 
-inline __m256d max0_pd(__m256d v) { return _mm256_max_pd(v, _mm256_setzero_pd()); }
-inline __m256d neg_pd(__m256d v) { return _mm256_xor_pd(v, splat_pd(-0.0)); }
-inline bool any_nan_pd(__m256d v) { return _mm256_movemask_pd(is_nan_pd(v)) != 0; }
+MS_BCE_VINLINE __m256d max0_pd(__m256d v) { return _mm256_max_pd(v, _mm256_setzero_pd()); }
+MS_BCE_VINLINE __m256d neg_pd(__m256d v) { return _mm256_xor_pd(v, splat_pd(-0.0)); }
+MS_BCE_VINLINE bool any_nan_pd(__m256d v) { return _mm256_movemask_pd(is_nan_pd(v)) != 0; }
 
 // The loss of 4 elements from x and l = log1p(exp(-|x|)).
-inline __m256d loss_from_log1p(__m256d x, __m256d y, __m256d w, __m256d p, __m256d l, bool weighted) {
+MS_BCE_VINLINE __m256d loss_from_log1p(__m256d x, __m256d y, __m256d w, __m256d p, __m256d l, bool weighted) {
   const __m256d sp_pos = _mm256_add_pd(max0_pd(x), l);  // softplus(x)
   const __m256d sp_neg = _mm256_add_pd(max0_pd(neg_pd(x)), l);  // softplus(-x)
   const __m256d omy = _mm256_sub_pd(splat_pd(1.0), y);
@@ -74,7 +74,7 @@ inline __m256d loss_from_log1p(__m256d x, __m256d y, __m256d w, __m256d p, __m25
 }
 
 // The same with exp and log1p in double too (small reductions).
-inline __m256d loss_precise(__m256d x, __m256d y, __m256d w, __m256d p, bool weighted) {
+MS_BCE_VINLINE __m256d loss_precise(__m256d x, __m256d y, __m256d w, __m256d p, bool weighted) {
   const __m256d l = log1p_unit_pd(exp_nonpos_pd(_mm256_or_pd(x, splat_pd(-0.0))));
   return loss_from_log1p(x, y, w, p, l, weighted);
 }
@@ -82,7 +82,7 @@ inline __m256d loss_precise(__m256d x, __m256d y, __m256d w, __m256d p, bool wei
 // The kOut gradients (GradOutput bits) of 4 elements from e = exp(-|x|),
 // r = 1/(1 + e) (when dx is wanted) and l = log1p(e) (when another is).
 template <int kOut>
-inline void grads(__m256d x, __m256d y, __m256d w, __m256d p, __m256d g, __m256d e, __m256d r, __m256d l,
+MS_BCE_VINLINE void grads(__m256d x, __m256d y, __m256d w, __m256d p, __m256d g, __m256d e, __m256d r, __m256d l,
                   __m256d *dx, __m256d *dy, __m256d *dw, __m256d *dp) {
   constexpr bool kDx = kOut & kGradInput, kSoftplus = kOut & ~kGradInput;
   const __m256d omy = _mm256_sub_pd(splat_pd(1.0), y);
@@ -128,7 +128,7 @@ template <class T, bool HW, bool HP>
 void BceWithLogits::forward_avx2(const Segment<T> &s) {
   using namespace avx2;
   __m256d sum_lo = _mm256_setzero_pd(), sum_hi = _mm256_setzero_pd();
-  for_each_vector(s.n, [&](int64_t i, int64_t m) {
+  for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 w = HW ? load_n(s.w + i, m) : splat(1.0f);
     const __m256 p = HP ? load_n(s.p + i, m) : splat(1.0f);
@@ -160,7 +160,7 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
   using namespace avx2;
   constexpr bool kDx = kOut & kGradInput, kSoftplus = kOut & ~kGradInput;
   const __m256 one = splat(1.0f);
-  for_each_vector(s.n, [&](int64_t i, int64_t m) {
+  for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 w = HW ? load_n(s.w + i, m) : one;
     const __m256 p = HP ? load_n(s.p + i, m) : one;
