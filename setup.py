@@ -6,6 +6,10 @@ library (not a Python extension) that MindSpore's Custom(func_type="aot")
 loads by absolute path.  The hash covers sources, flags and compiler, so a
 rebuild is a new path (MindSpore keeps running a library already loaded from
 a path).
+
+Where nvcc is found, it also compiles custom_ops/gpu/*.cu into
+ms_bce/_lib/libms_bce_gpu-<hash>.so (see "GPU (CUDA)" below; MS_BCE_BUILD_GPU
+forces or disables that).
 """
 import glob
 import hashlib
@@ -13,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from setuptools import Extension, find_packages, setup
@@ -126,6 +131,137 @@ def _rel(pattern):
     return sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, pattern)))
 
 
+# ------------------------------------------------------------- GPU (CUDA) ---
+# MS_BCE_BUILD_GPU=1 requires the CUDA kernels (an error without nvcc), =0
+# skips them, unset builds them when nvcc is found: $NVCC if set, else nvcc
+# on the PATH, else $CUDA_HOME/bin/nvcc or /usr/local/cuda/bin/nvcc.
+# Flags: SASS for sm_80 and sm_90 plus PTX for compute_90 (nvcc 13 has no
+# compute_70); the static CUDA runtime; no --use_fast_math and --fmad=false,
+# so exp/log keep their IEEE accuracy, denormals are kept and products are
+# not contracted into FMAs (the maths tested on the host is the maths run);
+# -D_GLIBCXX_USE_CXX11_ABI=0 for the InferShape functions' std::vector.
+NVCCFLAGS = ["-std=c++17", "-O3", "--fmad=false", "-Xcompiler=-fPIC,-fvisibility=hidden",
+             "-D_GLIBCXX_USE_CXX11_ABI=0",
+             "-gencode=arch=compute_80,code=sm_80", "-gencode=arch=compute_90,code=sm_90",
+             "-gencode=arch=compute_90,code=compute_90"]
+NVCC_LDFLAGS = ["-shared", "-cudart=static"]
+
+
+def _find_nvcc():
+    """nvcc's path, or None."""
+    requested = os.environ.get("NVCC")
+    if requested:
+        return shutil.which(requested)
+    found = shutil.which("nvcc")
+    if found:
+        return found
+    for home in (os.environ.get("CUDA_HOME"), "/usr/local/cuda"):
+        candidate = os.path.join(home, "bin", "nvcc") if home else None
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _gpu_build():
+    """(nvcc path or None, the one line to print when the GPU kernels are skipped)."""
+    mode = os.environ.get("MS_BCE_BUILD_GPU", "")
+    if mode not in ("", "0", "1"):
+        sys.exit(f"ms_bce: MS_BCE_BUILD_GPU must be 1 (require the GPU kernels), 0 (skip them) or unset "
+                 f"(build them when nvcc is found), but got {mode!r}.")
+    if mode == "0":
+        return None, "ms_bce: GPU kernels not built (MS_BCE_BUILD_GPU=0); the CPU kernels are."
+    nvcc = _find_nvcc()
+    if nvcc is None and mode == "1":
+        sys.exit("ms_bce: MS_BCE_BUILD_GPU=1 requires the CUDA kernels, but nvcc was not found "
+                 f"({'$NVCC=' + repr(os.environ['NVCC']) if os.environ.get('NVCC') else 'not on the PATH, nor in $CUDA_HOME/bin or /usr/local/cuda/bin'}). "
+                 "Install the CUDA toolkit (12 or 13) or unset MS_BCE_BUILD_GPU.")
+    if nvcc is None:
+        return None, ("ms_bce: nvcc not found, GPU kernels skipped (CPU only); install the CUDA toolkit "
+                      "or set MS_BCE_BUILD_GPU=1 to require them.")
+    return nvcc, None
+
+
+class CudaLibrary(KernelLibrary):
+    """A shared library of Custom AOT kernels compiled from .cu sources with nvcc."""
+
+    def __init__(self, name, sources, headers, nvcc):
+        super().__init__(name, sources, headers)
+        self.nvcc = nvcc
+
+
+class BuildKernelsWithCuda(BuildKernels):
+    """BuildKernels plus CudaLibrary targets (compiled with nvcc)."""
+
+    def finalize_options(self):
+        if GPU_SKIPPED:  # (here: setuptools names the libraries, and so runs _prepare, before run())
+            print(GPU_SKIPPED, file=sys.stderr)
+        super().finalize_options()
+
+    def _prepare(self, ext):
+        if not isinstance(ext, CudaLibrary):
+            return super()._prepare(ext)
+        if not hasattr(ext, "digest"):
+            h = hashlib.sha256()
+            for path in ext.kernel_sources + ext.kernel_headers:
+                h.update(path.encode())
+                with open(path, "rb") as f:
+                    h.update(f.read())
+            h.update(" ".join(NVCCFLAGS + NVCC_LDFLAGS + self._ccbin()).encode())
+            h.update(subprocess.run([ext.nvcc, "--version"], capture_output=True, check=False).stdout)
+            ext.digest = h.hexdigest()[:12]
+        return None
+
+    @staticmethod
+    def _ccbin():
+        """nvcc's host compiler: $CXX when set (else nvcc's default)."""
+        return ["-ccbin", os.environ["CXX"]] if os.environ.get("CXX") else []
+
+    def build_extension(self, ext):
+        if not isinstance(ext, CudaLibrary):
+            return super().build_extension(ext)
+        self._prepare(ext)
+        target = self.get_ext_fullpath(ext.name)
+        out_dir = os.path.dirname(target)
+        os.makedirs(out_dir, exist_ok=True)
+        prefix = ext.name.rpartition(".")[2] + "-"
+        source_dir = os.path.join(HERE, *ext.name.split(".")[:-1])
+        for stale in glob.glob(os.path.join(out_dir, prefix + "*.so")) + glob.glob(os.path.join(source_dir, prefix + "*.so")):
+            if os.path.basename(stale) != os.path.basename(target):
+                os.remove(stale)
+        if os.path.exists(target):
+            return
+        obj_dir = os.path.join(self.build_temp, ext.name + "-" + ext.digest)
+        os.makedirs(obj_dir, exist_ok=True)
+
+        def compile_one(src):
+            obj = os.path.join(obj_dir, os.path.basename(src) + ".o")
+            cmd = [ext.nvcc, *self._ccbin(), *NVCCFLAGS, "-c", src, "-o", obj]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise CompileError(f"compiling {src} with nvcc failed (MS_BCE_BUILD_GPU=0 skips the GPU kernels):\n"
+                                   f"{' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+            return obj
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            objects = list(pool.map(compile_one, ext.kernel_sources))
+        cmd = [ext.nvcc, *self._ccbin(), *NVCC_LDFLAGS, *objects, "-o", target]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise CompileError(f"linking {target} failed:\n{' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+        print(f"ms_bce: built {target}")
+        return None
+
+
+def _gpu_libraries():
+    if NVCC is None:
+        return []
+    return [CudaLibrary("ms_bce._lib.libms_bce_gpu", _rel("custom_ops/gpu/*.cu"),
+                        _rel("custom_ops/gpu/*.cuh") + _rel("custom_ops/common/*.h"), NVCC)]
+
+
+NVCC, GPU_SKIPPED = _gpu_build()
+
+
 setup(
     name="ms_bce",
     version=VERSION,
@@ -135,10 +271,18 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["ms_bce", "ms_bce.*"]),
     install_requires=["mindspore==2.10.0", "numpy<2"],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6"],
+        "docs": ["sphinx>=7", "myst-parser>=2"],
+        # the benchmark's plot (python -m ms_bce.bench; PyTorch is compared when installed)
+        "bench": ["matplotlib>=3"],
+        # everything the README's test command needs (it builds the docs), and `python -m build`
+        "dev": ["pytest>=7", "hypothesis>=6", "sphinx>=7", "myst-parser>=2", "build>=1"],
+    },
     ext_modules=[
         KernelLibrary("ms_bce._lib.libms_bce_cpu", _rel("custom_ops/cpu/*.cc"), _rel("custom_ops/cpu/*.h")),
+        *_gpu_libraries(),
     ],
-    cmdclass={"build_ext": BuildKernels},
+    cmdclass={"build_ext": BuildKernelsWithCuda},
     zip_safe=False,
 )

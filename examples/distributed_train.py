@@ -19,6 +19,10 @@ half of the batch, and a digest of its final parameters: the digests are equal.
 gradient of the whole batch, so every rank must end with these parameters (to
 float32 rounding).  ``tests/test_distributed.py`` runs both and compares.
 
+``--loss builtin`` writes the loss as MindSpore's own ``nn.BCEWithLogitsLoss``;
+with ``--patch`` the script first calls ``ms_bce.patch()``, so that same line
+builds ms_bce's loss: an unchanged training script switched with one line.
+
 Nothing here is specific to ms_bce except the loss: MindSpore's
 ``TrainOneStepCell`` all-reduces the gradients in ``DATA_PARALLEL`` mode, and the
 loss, computed on each worker's own rows, needs no sharding strategy.
@@ -81,16 +85,19 @@ class WithLoss(nn.Cell):
         return self.loss(self.net(x), y)
 
 
-def train(x, y, pos_weight, steps, seed):
+def train(x, y, pos_weight, steps, seed, loss_name="ms_bce"):
     """`steps` SGD steps on (x, y) in the current parallel context; returns
-    the network and the loss of each step (this worker's rows)."""
+    the network, the loss of each step (this worker's rows) and the loss cell."""
     net = Classifier(seed)
-    loss = ms_bce.nn.BCEWithLogitsLoss(pos_weight=Tensor(pos_weight))
+    if loss_name == "builtin":  # MindSpore's name: ms_bce's class once ms_bce.patch() ran
+        loss = nn.BCEWithLogitsLoss(pos_weight=Tensor(pos_weight))
+    else:
+        loss = ms_bce.nn.BCEWithLogitsLoss(pos_weight=Tensor(pos_weight))
     step = nn.TrainOneStepCell(WithLoss(net, loss), nn.SGD(net.trainable_params(), learning_rate=LEARNING_RATE))
     step.set_train()
     xs, ys = Tensor(x), Tensor(y)
     losses = [float(step(xs, ys).asnumpy()) for _ in range(steps)]
-    return net, losses
+    return net, losses, loss
 
 
 def main(argv=None):
@@ -100,7 +107,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--single", action="store_true",
                         help="one process on the whole batch (the reference), without msrun")
+    parser.add_argument("--loss", choices=("ms_bce", "builtin"), default="ms_bce",
+                        help="write the loss as ms_bce.nn.BCEWithLogitsLoss or as mindspore.nn.BCEWithLogitsLoss")
+    parser.add_argument("--patch", action="store_true", help="call ms_bce.patch() first")
     args = parser.parse_args(argv)
+    if args.patch:
+        ms_bce.patch()
 
     ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
     x, y = whole_batch(args.seed)
@@ -118,13 +130,16 @@ def main(argv=None):
         x, y = x[rows], y[rows]
         name = f"rank_{rank}"
 
-    net, losses = train(x, y, pos_weight, args.steps, args.seed)
+    net, losses, loss = train(x, y, pos_weight, args.steps, args.seed, args.loss)
     os.makedirs(args.out, exist_ok=True)
     params = {p.name: p.asnumpy() for p in net.trainable_params()}
-    np.savez(os.path.join(args.out, name + ".npz"), losses=np.array(losses), **params)
+    loss_class = f"{type(loss).__module__}.{type(loss).__name__}"
+    np.savez(os.path.join(args.out, name + ".npz"), losses=np.array(losses), loss_class=np.array(loss_class),
+             **params)
     # equal digests on every rank: the ranks' parameters are bit-identical
     digest = hashlib.sha256(b"".join(params[k].tobytes() for k in sorted(params))).hexdigest()[:16]
-    print(f"[{name}] {len(x)} examples, losses {' '.join(f'{v:.5f}' for v in losses)}; parameters sha256 "
+    print(f"[{name}] {len(x)} examples, loss cell {loss_class}, losses {' '.join(f'{v:.5f}' for v in losses)}; "
+          f"parameters sha256 "
           f"{digest}; saved {os.path.join(args.out, name + '.npz')}", flush=True)
     return 0
 

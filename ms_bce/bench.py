@@ -40,6 +40,14 @@ def _median_time(fn, repeats, warmup=2):
     return statistics.median(times)
 
 
+def _read(a):
+    """Reads every byte of a once (NumPy's sum; 16-bit arrays are summed as the
+    float32 words holding the same bytes: NumPy's float16 sum is not a memory read)."""
+    if a.itemsize == 2 and a.size >= 2:
+        a = a[: a.size // 2 * 2].view(np.float32)
+    return a.sum()
+
+
 def _sync(result):
     """Waits for queued work (PyNative launches asynchronously; mindspore.runtime.synchronize
     does not support the CPU)."""
@@ -106,7 +114,7 @@ def run(sizes, repeats, dtypes, modes, threads, log=print):
             w = rng.uniform(0.5, 2.0, n).astype(npdt)
             p = rng.uniform(0.5, 3.0, n).astype(npdt)
             reps = repeats if n <= 1_000_000 else max(5, repeats // 2)
-            floor = _median_time(lambda: [a.sum() for a in (x, y, w, p)], reps)
+            floor = _median_time(lambda: [_read(a) for a in (x, y, w, p)], reps)
             tensors = [ms.Tensor(a, msdt) for a in (x, y, w, p)]
             row = {"dtype": dtype, "n": n, "numpy_read_floor": floor}
             for mode in modes:
@@ -139,6 +147,28 @@ def _format_row(row, modes, have_torch):
                                                        f"(x{row[f'torch_{d}'] / ours:5.1f})" if have_torch else "")
                          + (f", {ours / row['numpy_read_floor']:5.2f} x floor" if d == "forward" else ""))
     return "\n".join(parts)
+
+
+def markdown(rows, modes):
+    """The results as a Markdown table (medians in ms; 'x' columns: how many
+    times faster ms_bce is)."""
+    torch = "torch_forward" in rows[0]
+    head = ["dtype", "elements", "mode", "case", "ms_bce", "built-in", "x built-in"]
+    head += ["PyTorch", "x PyTorch"] if torch else []
+    head += ["read floor", "ms_bce / floor"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        for mode in modes:
+            for d in ("forward", "forward_backward"):
+                ours, theirs = r[f"ms_bce_{mode}_{d}"], r[f"builtin_{mode}_{d}"]
+                cells = [r["dtype"], f"{r['n']:,}", mode, d.replace("_", "+"), f"{1e3 * ours:.3f}",
+                         f"{1e3 * theirs:.3f}", f"{theirs / ours:.1f}"]
+                if torch:
+                    cells += [f"{1e3 * r[f'torch_{d}']:.3f}", f"{r[f'torch_{d}'] / ours:.1f}"]
+                fl = r["numpy_read_floor"]
+                cells += [f"{1e3 * fl:.3f}", f"{ours / fl:.2f}" if d == "forward" else ""]
+                lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def machine():
@@ -204,8 +234,10 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
         json.dump({"machine": machine(), "rows": rows}, f, indent=1)
+    with open(os.path.join(args.out, "bench.md"), "w", encoding="utf-8") as f:
+        f.write(f"Machine: {machine()}\n\n" + markdown(rows, modes))
     png = os.path.join(args.out, "bench.png")
-    print(f"results: {os.path.join(args.out, 'results.json')}; plot: "
+    print(f"results: {os.path.join(args.out, 'results.json')}, {os.path.join(args.out, 'bench.md')}; plot: "
           f"{png if plot(rows, modes, png) else 'not written (matplotlib is not installed)'}")
     return 0
 

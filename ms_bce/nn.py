@@ -5,7 +5,10 @@ from .ops import _LossCell, _logits_loss, _probability_loss
 
 __all__ = ["BCEWithLogitsLoss", "BCELoss"]
 
-# how these cells name input, target, weight, pos_weight in messages (both families)
+# how these cells name input, target, weight, pos_weight (their construct's
+# arguments, as in MindSpore 2.10: nn.BCEWithLogitsLoss takes input, target;
+# nn.BCELoss logits, labels), also in error messages
+_LOGITS_NAMES = ("input", "target", "weight", "pos_weight")
 _NAMES = ("logits", "labels", "weight", "pos_weight")
 
 
@@ -18,26 +21,35 @@ class BCEWithLogitsLoss(_LossCell):
     Unlike MindSpore's, `weight` and `pos_weight` may be ``Parameter`` objects: their
     gradients are exact, so they can be learned.
 
+    With :math:`X` = `input`, :math:`Y` = `target`, :math:`W` = `weight` and :math:`P` = `pos_weight`
+    (each 1 when not given), broadcast to the shape of `input`:
+
+    .. math::
+        L = W \left[ (1 - Y)\,\mathrm{softplus}(X) + P\,Y\,\mathrm{softplus}(-X) \right]
+
+    ``'none'`` returns :math:`L`, ``'mean'`` :math:`\sum L / N` (:math:`N` the number of
+    elements, not the sum of the weights), ``'sum'`` :math:`\sum L`.
+
     Args:
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
-        weight (Tensor, optional): Rescaling weight, broadcastable to the logits' shape.
+        weight (Tensor, optional): Rescaling weight, broadcastable to the input's shape.
             Default: ``None``.
         pos_weight (Tensor, optional): Weight of positive examples, broadcastable to the
-            logits' shape (typically one value per class). Default: ``None``.
+            input's shape (typically one value per class). Default: ``None``.
 
     Inputs:
-        - **logits** (Tensor) - Any shape; float16, float32 or bfloat16.
-        - **labels** (Tensor) - The shape of `logits`; float16, float32 or bfloat16.
+        - **input** (Tensor) - Logits, any shape; float16, float32 or bfloat16.
+        - **target** (Tensor) - The shape of `input`; float16, float32 or bfloat16.
 
     Outputs:
-        Tensor with the dtype of `logits`: its shape for ``'none'``, else 0-d.
+        Tensor with the dtype of `input`: its shape for ``'none'``, else 0-d.
 
     Raises:
         TypeError: If `reduction` is not a str, `weight` or `pos_weight` is neither a Tensor
             nor ``None``, an input is not a Tensor, or a dtype is not float16, float32 or
             bfloat16.
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, if the
-            shape of `labels` differs from that of `logits`, or if `weight` or `pos_weight`
+            shape of `target` differs from that of `input`, or if `weight` or `pos_weight`
             can not be broadcast to it.
 
     Supported Platforms:
@@ -58,8 +70,8 @@ class BCEWithLogitsLoss(_LossCell):
     def __init__(self, reduction='mean', weight=None, pos_weight=None):
         super().__init__("BCEWithLogitsLoss", reduction, weight, pos_weight)
 
-    def construct(self, logits, labels):
-        return _logits_loss("BCEWithLogitsLoss", _NAMES, logits, labels, self.weight, self.pos_weight,
+    def construct(self, input, target):
+        return _logits_loss("BCEWithLogitsLoss", _LOGITS_NAMES, input, target, self.weight, self.pos_weight,
                             self.reduction)
 
 
@@ -73,6 +85,14 @@ class BCELoss(_LossCell):
     `weight` broadcasts to the shape of the input (MindSpore documents a weight of the
     input's shape; its built-in accepts a broadcastable one but misreads it), and may be a
     ``Parameter`` (its gradient is exact).
+
+    With :math:`p` = `logits`, :math:`Y` = `labels`, :math:`W` = `weight` (1 when not given,
+    broadcast to the shape of `logits`) and :math:`\epsilon = 10^{-12}`:
+
+    .. math::
+        L = -W \left[ Y \log(p + \epsilon) + (1 - Y) \log((1 - p) + \epsilon) \right]
+
+    ``'none'`` returns :math:`L`, ``'mean'`` :math:`\sum L / N`, ``'sum'`` :math:`\sum L`.
 
     Args:
         weight (Tensor, optional): Rescaling weight of the input's dtype, broadcastable to

@@ -109,7 +109,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
 
     Returns:
-        Tensor with the dtype of `input`: the shape of `input` for ``'none'``, else 0-d.
+        Tensor with the dtype of `input`, of the shape of `input` for ``'none'``, else 0-d.
         Operands of different float dtypes are computed in the widest of them.
 
     Raises:
@@ -150,6 +150,15 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
 
     (It is a ``Cell`` rather than a ``Primitive`` so that `weight` and `pos_weight` may be
     ``None``, as MindSpore 2.10's primitive allows, and so that ``vmap`` accepts it.)
+
+    With :math:`X` = `logits`, :math:`Y` = `label`, :math:`W` = `weight` and :math:`P` = `pos_weight`
+    (each 1 when not given), broadcast to the shape of `logits`:
+
+    .. math::
+        L = W \left[ (1 - Y)\,\mathrm{softplus}(X) + P\,Y\,\mathrm{softplus}(-X) \right]
+
+    ``'none'`` returns :math:`L`, ``'mean'`` :math:`\sum L / N` (:math:`N` the number of
+    elements, not the sum of the weights), ``'sum'`` :math:`\sum L`.
 
     Args:
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
@@ -249,7 +258,7 @@ def binary_cross_entropy(logits, labels, weight=None, reduction='mean'):
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
 
     Returns:
-        Tensor with the dtype of `logits`: its shape for ``'none'``, else 0-d.
+        Tensor with the dtype of `logits`, of its shape for ``'none'``, else 0-d.
 
     Raises:
         TypeError: If `logits`, `labels` or `weight` is not a Tensor.
@@ -286,6 +295,14 @@ class BinaryCrossEntropy(_ms_nn.Cell):
     :class:`mindspore.ops.BinaryCrossEntropy`; the computation, gradients and errors are
     those of :func:`ms_bce.ops.binary_cross_entropy` (`reduction` is checked at
     construction).
+
+    With :math:`p` = `logits`, :math:`Y` = `labels`, :math:`W` = `weight` (1 when not given,
+    broadcast to the shape of `logits`) and :math:`\epsilon = 10^{-12}`:
+
+    .. math::
+        L = -W \left[ Y \log(p + \epsilon) + (1 - Y) \log((1 - p) + \epsilon) \right]
+
+    ``'none'`` returns :math:`L`, ``'mean'`` :math:`\sum L / N`, ``'sum'`` :math:`\sum L`.
 
     Args:
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.

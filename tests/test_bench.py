@@ -21,3 +21,7 @@ def test_bench_runs_and_writes_results(tmp_path, capsys):
             assert row[key] > 0
     out = capsys.readouterr().out
     assert "machine:" in out and "built-in" in out
+    table = (tmp_path / "bench.md").read_text().splitlines()
+    assert table[0].startswith("Machine: ")
+    # a header, a rule and one line per (dtype, size, mode, case)
+    assert len([line for line in table if line.startswith("| float")]) == 4 * 2 * 2

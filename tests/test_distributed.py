@@ -147,6 +147,27 @@ def msrun():
     return path
 
 
+def check_ranks_against_single(ranks, single):
+    """(a) the ranks end bit-identical; (b) equal to the single-process run."""
+    names = [k for k in single.files if k not in ("losses", "loss_class")]
+    assert sorted(names) == ["net.hidden.bias", "net.hidden.weight", "net.out.bias", "net.out.weight"]
+    for rank in ranks:
+        assert sorted(rank.files) == sorted(single.files)
+    # each rank trained on its own half of the batch ...
+    assert not np.allclose(ranks[0]["losses"], ranks[1]["losses"], rtol=1e-3)
+    # ... and the mean of the halves' 'mean' losses is the whole batch's, step by step
+    np.testing.assert_allclose((ranks[0]["losses"] + ranks[1]["losses"]) / 2, single["losses"], rtol=1e-5)
+    # training moved the parameters (so (b) is not met by parameters left at their start)
+    assert single["losses"][-1] < single["losses"][0] - 0.05
+    assert np.all(np.diff(single["losses"]) < 0)
+    for name in names:
+        # (a) the all-reduced gradient is the same on both ranks: bit-identical parameters
+        np.testing.assert_array_equal(ranks[0][name], ranks[1][name], err_msg=f"{name} differs between ranks")
+        # (b) averaged half-batch gradients == whole-batch gradient, up to float32 rounding
+        np.testing.assert_allclose(ranks[0][name], single[name], rtol=1e-5, atol=1e-6,
+                                   err_msg=f"{name}: msrun ranks differ from the single-process run")
+
+
 def test_data_parallel_msrun_matches_single_process(msrun, tmp_path):
     """Two msrun CPU workers, DATA_PARALLEL with gradients_mean, graph mode,
     ms_bce.nn.BCEWithLogitsLoss with pos_weight, SGD: (a) both ranks end with
@@ -155,34 +176,24 @@ def test_data_parallel_msrun_matches_single_process(msrun, tmp_path):
     out_dir = tmp_path / "out"
     run_msrun(msrun, EXAMPLE, ["--out", str(out_dir)], tmp_path, env)
     run_single(out_dir, tmp_path, env)
-
     ranks = [np.load(out_dir / f"rank_{r}.npz") for r in range(WORKERS)]
     single = np.load(out_dir / "single.npz")
-    names = [k for k in single.files if k != "losses"]
-    assert sorted(names) == ["net.hidden.bias", "net.hidden.weight", "net.out.bias", "net.out.weight"]
-    for rank in ranks:
-        assert sorted(rank.files) == sorted(single.files)
+    assert all(str(r["loss_class"]) == "ms_bce.nn.BCEWithLogitsLoss" for r in ranks + [single])
+    check_ranks_against_single(ranks, single)
 
-    # each rank trained on its own half of the batch ...
-    assert not np.allclose(ranks[0]["losses"], ranks[1]["losses"], rtol=1e-3)
-    # ... and the mean of the halves' 'mean' losses is the whole batch's, step by step
-    np.testing.assert_allclose((ranks[0]["losses"] + ranks[1]["losses"]) / 2, single["losses"], rtol=1e-5)
-    # training moved the parameters (so (b) is not met by parameters left at their start)
-    assert single["losses"][-1] < single["losses"][0] - 0.05
-    assert np.all(np.diff(single["losses"]) < 0)
 
-    for name in names:
-        # (a) the all-reduced gradient is the same on both ranks: bit-identical parameters
-        np.testing.assert_array_equal(ranks[0][name], ranks[1][name], err_msg=f"{name} differs between ranks")
-        # (b) averaged half-batch gradients == whole-batch gradient, up to float32 rounding
-        np.testing.assert_allclose(ranks[0][name], single[name], rtol=1e-5, atol=1e-6,
-                                   err_msg=f"{name}: msrun ranks differ from the single-process run")
-
-    # TODO(patch): once the drop-in switch `ms_bce.patch()` exists, run the same
-    # worker with MindSpore's built-in `mindspore.nn.BCEWithLogitsLoss` replaced
-    # through `ms_bce.patch()` (a `--patch` option of examples/distributed_train.py),
-    # check that the loss cell the worker built is ms_bce's, and assert (a) and (b)
-    # again against this same single-process reference.
+def test_data_parallel_msrun_with_builtin_loss_switched_by_patch(msrun, tmp_path):
+    """The same training written with MindSpore's own nn.BCEWithLogitsLoss, switched
+    with ms_bce.patch(): the workers build ms_bce's loss, and (a) and (b) hold
+    against the single-process ms_bce run."""
+    env = launch_env(tmp_path)
+    out_dir = tmp_path / "out"
+    run_msrun(msrun, EXAMPLE, ["--out", str(out_dir), "--loss", "builtin", "--patch"], tmp_path, env)
+    run_single(out_dir, tmp_path, env)
+    ranks = [np.load(out_dir / f"rank_{r}.npz") for r in range(WORKERS)]
+    single = np.load(out_dir / "single.npz")
+    assert [str(r["loss_class"]) for r in ranks] == ["ms_bce.nn.BCEWithLogitsLoss"] * WORKERS
+    check_ranks_against_single(ranks, single)
 
 
 SLEEPER = """\

@@ -19,7 +19,7 @@ NAMES = {
     "mint.nn.functional.binary_cross_entropy_with_logits": ("binary_cross_entropy_with_logits",
                                                             ("input", "target", "weight", "pos_weight")),
     "ops.BCEWithLogitsLoss": ("BCEWithLogitsLoss", ("logits", "label", "weight", "pos_weight")),
-    "nn.BCEWithLogitsLoss": ("BCEWithLogitsLoss", ("logits", "labels", "weight", "pos_weight")),
+    "nn.BCEWithLogitsLoss": ("BCEWithLogitsLoss", ("input", "target", "weight", "pos_weight")),
     "mint.nn.BCEWithLogitsLoss": ("BCEWithLogitsLoss", ("input", "target", "weight", "pos_weight")),
 }
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from ms_bce import _kernels
+from tests.conftest import needs_sources
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -16,6 +17,7 @@ def test_library_is_loaded_by_absolute_path_named_by_content_hash():
     assert re.fullmatch(r"libms_bce_cpu-[0-9a-f]{12}\.so", os.path.basename(path))
 
 
+@needs_sources
 def test_missing_compiler_gives_clear_build_error(tmp_path):
     """setup.py with CXX pointing nowhere fails with a sentence saying what to install."""
     for rel in ("setup.py", "README.md", os.path.join("ms_bce", "_version.py")):

@@ -135,30 +135,29 @@ def test_weight_gradient_of_a_large_wrapping_operand_is_exact_and_deterministic(
 
 
 @pytest.mark.parametrize("reduction", ref.REDUCTIONS)
-def test_input_only_backward_equals_fused_dx(reduction):
-    """The kernels graph mode uses when only dx is wanted, called directly."""
+def test_one_output_backward_kernels_equal_the_fused_one(reduction):
+    """The kernels graph mode uses (one gradient each, so that it can drop the
+    unused ones), called directly: the same bits as the fused kernel's outputs."""
     import ctypes
     from tests.test_kernel_abi import launch
     lib = ctypes.CDLL(_kernels.library_path())
     x, y, w, p = data(CASES["per-class"], seed=4)
     g = np.random.default_rng(5).uniform(-1, 1, x.shape).astype(np.float32) if reduction == "none" \
         else np.array(0.7, np.float32)
-    dx_only = np.empty_like(x)
-    assert launch(lib, f"bce_with_logits_backward_input_{reduction}_wp", [x, y, w, p, g, dx_only]) == 0
-    fused = [np.empty_like(x), np.empty_like(y), np.empty_like(w), np.empty_like(p)]
-    assert launch(lib, f"bce_with_logits_backward_{reduction}_wp", [x, y, w, p, g] + fused) == 0
-    assert dx_only.tobytes() == fused[0].tobytes()
-    for loss in ("bce",):
-        pr = np.clip(np.abs(x) / 12, 0, 1).astype(np.float32)
-        a, b = np.empty_like(x), [np.empty_like(x), np.empty_like(y), np.empty_like(w)]
-        assert launch(lib, f"{loss}_backward_input_{reduction}_w", [pr, y, w, g, a]) == 0
-        assert launch(lib, f"{loss}_backward_{reduction}_w", [pr, y, w, g] + b) == 0
-        assert a.tobytes() == b[0].tobytes()
+    for loss, operands, directions in (
+            ("bce_with_logits", [x, y, w, p], ("input", "target", "weight", "pos_weight")),
+            ("bce", [np.clip(np.abs(x) / 12, 0, 1).astype(np.float32), y, w], ("input", "target", "weight"))):
+        suffix = "_wp" if loss == "bce_with_logits" else "_w"
+        fused = [np.empty_like(a) for a in operands]
+        assert launch(lib, f"{loss}_backward_{reduction}{suffix}", operands + [g] + fused) == 0
+        for k, direction in enumerate(directions):
+            one = np.empty_like(operands[k])
+            assert launch(lib, f"{loss}_backward_{direction}_{reduction}{suffix}", operands + [g, one]) == 0
+            assert one.tobytes() == fused[k].tobytes(), (loss, direction)
 
 
-def test_graph_mode_uses_the_input_only_backward_and_gets_every_gradient_right():
-    """In graph mode dx comes from the dx-only kernel and the other gradients
-    from the fused one: both right whichever are asked for."""
+def test_graph_mode_one_output_gradients_are_right_whichever_are_asked_for():
+    """In graph mode each gradient comes from its own kernel: right alone and together."""
     x, y, w, p = data(((40, 6), (6,), (40, 1)), seed=6)
     args = [to_ms(a) for a in (x, y, w, p)]
 

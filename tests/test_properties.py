@@ -49,7 +49,7 @@ if PROFILE not in ("quick", "long"):
 EXAMPLES = {
     "logits": {"quick": 250, "long": 42000},
     "bce": {"quick": 200, "long": 32000},
-    "invalid": {"quick": 200, "long": 25000},
+    "invalid": {"quick": 200, "long": 26000},
     "chunked": {"quick": 3, "long": 400},
     "graph": {"quick": 4, "long": 300},
 }
@@ -184,7 +184,7 @@ API_NAMES = {
     "mint.nn.functional.binary_cross_entropy_with_logits": ("binary_cross_entropy_with_logits", "input", "target",
                                                             "weight", "pos_weight"),
     "ops.BCEWithLogitsLoss": ("BCEWithLogitsLoss", "logits", "label", "weight", "pos_weight"),
-    "nn.BCEWithLogitsLoss": ("BCEWithLogitsLoss", "logits", "labels", "weight", "pos_weight"),
+    "nn.BCEWithLogitsLoss": ("BCEWithLogitsLoss", "input", "target", "weight", "pos_weight"),
     "mint.nn.BCEWithLogitsLoss": ("BCEWithLogitsLoss", "input", "target", "weight", "pos_weight"),
     "ops.binary_cross_entropy": ("binary_cross_entropy", "logits", "labels", "weight", None),
     "ops.BinaryCrossEntropy": ("BinaryCrossEntropy", "logits", "labels", "weight", None),

@@ -24,6 +24,11 @@ from tests.abi import (BAD_DTYPE, BAD_PARAM_COUNT, BAD_RANK, BAD_SHAPE, NULL_DAT
                        launch_null_arrays, to_bfloat16)
 
 DTYPES = ("float32", "float16", "bfloat16")
+# ms_bce._kernels.DIRECTIONS (not imported: it imports MindSpore); the one-output
+# backward directions -> the gradient they give, as an index into the
+# reference's (dx, dy, dw, dp)
+DIRECTIONS = ("forward", "backward", "backward_input", "backward_target", "backward_weight", "backward_pos_weight")
+GRADIENT = {"backward_input": 0, "backward_target": 1, "backward_weight": 2, "backward_pos_weight": 3}
 CALLS = {"valid": 0, "malformed": 0, "settings": 0}
 
 
@@ -34,12 +39,18 @@ class Entry:
         self.name = name
         self.loss = "bce_with_logits" if name.startswith("bce_with_logits") else "bce"
         rest = name[len(self.loss) + 1:]
-        self.direction = "backward_input" if rest.startswith("backward_input") else rest.split("_")[0]
+        # the longest direction the name starts with ('backward_pos_weight_none_p' is not 'backward_...')
+        self.direction = max((d for d in DIRECTIONS if rest.startswith(d + "_")), key=len)
         rest = rest[len(self.direction) + 1:]
         self.reduction = rest.split("_")[0]
         ops = rest[len(self.reduction) + 1:]
         self.has_w, self.has_p = "w" in ops, "p" in ops
         self.n_in = 2 + self.has_w + self.has_p
+        self.gradient = GRADIENT.get(self.direction)  # None: forward or the fused backward
+        self.n_out = self.n_in if self.direction == "backward" else 1
+        assert self.reduction in ("none", "mean", "sum") and ops in ("", "w", "p", "wp"), name
+        assert not (self.direction == "backward_weight" and not self.has_w), name
+        assert not (self.direction == "backward_pos_weight" and not self.has_p), name
 
 
 def store(a, dtype):
@@ -82,8 +93,8 @@ def make_operands(entry, dtype, x_shape, w_shape, p_shape, rng, special=0.05):
 def output_shapes(entry, x_shape, w_shape, p_shape):
     if entry.direction == "forward":
         return [x_shape if entry.reduction == "none" else ()]
-    if entry.direction == "backward_input":
-        return [x_shape]
+    if entry.gradient is not None:  # one gradient, in its operand's shape
+        return [(x_shape, x_shape, w_shape, p_shape)[entry.gradient]]
     return [x_shape, x_shape] + ([w_shape] if entry.has_w else []) + ([p_shape] if entry.has_p else [])
 
 
@@ -103,10 +114,13 @@ def reference(entry, ops):
             return [ref.bce(x, y, w, entry.reduction)]
         g = vals[k]
         if entry.loss == "bce_with_logits":
-            want = [v for v in ref.bce_with_logits_grads(x, y, w, p, entry.reduction, g) if v is not None]
+            grads = ref.bce_with_logits_grads(x, y, w, p, entry.reduction, g)  # (dx, dy, dw, dp)
         else:
-            want = [v for v in ref.bce_grads(x, y, w, entry.reduction, g) if v is not None]
-        return want[:1] if entry.direction == "backward_input" else want
+            grads = ref.bce_grads(x, y, w, entry.reduction, g) + (None,)  # (dx, dy, dw), no pos_weight
+        if entry.gradient is not None:
+            assert grads[entry.gradient] is not None, entry.name
+            return [grads[entry.gradient]]
+        return [v for v in grads if v is not None]
 
 
 def loosely_equal(actual, expected, dtype):
@@ -194,6 +208,7 @@ def drive_malformed(san, entries):
 
     def expect(entry, code, arrays, what, **kw):
         n_out = len(arrays) - (entry.n_in + (entry.direction != "forward"))
+        assert n_out == entry.n_out, (entry.name, n_out)
         before = [a.copy() for a in arrays[-n_out:]]
         rc = launch(san, entry.name, arrays, **kw)
         CALLS["malformed"] += 1
@@ -252,6 +267,11 @@ def drive_malformed(san, entries):
             mism += [(first_out + 1, [3, 5])]
             if entry.has_w:
                 mism += [(first_out + 2, [3, 4])]
+            if entry.has_p:
+                mism += [(first_out + 2 + entry.has_w, [3, 4])]
+        elif entry.direction in ("backward_weight", "backward_pos_weight"):
+            # the gradient of a broadcast operand has that operand's shape, not the input's
+            mism += [(first_out, [3, 4])]
         for i, sh in mism:
             s = list(shapes)
             s[i] = sh

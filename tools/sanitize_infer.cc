@@ -43,22 +43,47 @@ std::vector<std::string> names(const std::string &json, const std::string &key) 
   return out;
 }
 
+// The entry point's name without "InferShape".
+std::string base_of(const std::string &name) {
+  const size_t cut = name.rfind("InferShape");
+  return cut == std::string::npos ? name : name.substr(0, cut);
+}
+
 struct Operands {
   int n;          // x, y[, w][, p]
   bool has_w, has_p;
 };
 
 Operands operands_of(const std::string &name) {
-  const size_t cut = name.rfind("InferShape");
-  const std::string base = cut == std::string::npos ? name : name.substr(0, cut);
+  const std::string base = base_of(name);
   const size_t last = base.rfind('_');
   const std::string tail = base.substr(last + 1);
   const bool has_w = tail == "w" || tail == "wp", has_p = tail == "p" || tail == "wp";
   return {2 + has_w + has_p, has_w, has_p};
 }
 
+// The fused backward (every gradient): <loss>_backward_<reduction>[_suffix], nothing between
+// "backward" and the reduction (backward_input, _target, _weight and _pos_weight give one gradient).
 bool is_multi(const std::string &name) {
-  return name.find("_backward_") != std::string::npos && name.find("_backward_input_") == std::string::npos;
+  const std::string base = base_of(name);
+  for (const char *r : {"_backward_none", "_backward_mean", "_backward_sum"}) {
+    const size_t at = base.find(r);
+    if (at == std::string::npos) continue;
+    const size_t end = at + std::string(r).size();
+    if (end == base.size() || base[end] == '_') return true;
+  }
+  return false;
+}
+
+// The input whose shape a one-output backward's gradient has (x 0, target 1, weight 2,
+// pos_weight 2 + has_w), or -1 for a forward or the fused backward.
+int gradient_operand(const std::string &name, const Operands &o) {
+  const std::string base = base_of(name);
+  if (base.find("_backward_input_") != std::string::npos) return 0;
+  if (base.find("_backward_target_") != std::string::npos) return 1;
+  if (base.find("_backward_weight_") != std::string::npos) return o.has_w ? 2 : -2;
+  if (base.find("_backward_pos_weight_") != std::string::npos) return o.has_p ? 2 + o.has_w : -2;
+  return -1;
 }
 
 bool is_reduced(const std::string &name) {
@@ -119,9 +144,14 @@ void drive_infer(void *lib, const std::string &name) {
     if (o.has_p) in.push_back(p);
     return in;
   };
-  // each gradient has its input's shape; a forward 'none' (and dx) the input's, a reduction 0-d
+  // each gradient has its input's shape (as the caller passes it: dy the target's, which
+  // can differ from the input's where dimensions are dynamic); a forward 'none' the
+  // input's, a forward mean/sum 0-d
+  const int k = gradient_operand(name, o);
+  if (k == -2) return fail(name + ": a weight gradient without its operand");
   auto expected = [&](const std::vector<Shape> &in) {
     if (is_multi(name)) return in;
+    if (k >= 0) return std::vector<Shape>{in[k]};
     return std::vector<Shape>{is_reduced(name) ? Shape{} : in[0]};
   };
   auto valid = [&](std::vector<Shape> in, const char *what) { infer_case(fn, name, in, true, expected(in), what); };
@@ -161,7 +191,9 @@ void drive_kernel(void *lib, const std::string &name) {
   } else if (is_multi(name)) {
     for (int k = 0; k < o.n; ++k) shapes.push_back(shapes[k]);
   } else {
-    shapes.push_back(shapes[0]);
+    const int k = gradient_operand(name, o);
+    if (k < 0) return fail(name + ": neither a forward, the fused backward nor a one-gradient backward");
+    shapes.push_back(shapes[k]);  // that operand's gradient, in its shape
   }
   std::vector<std::vector<float>> data;
   std::vector<void *> params;

@@ -55,7 +55,7 @@ struct Bce {
 
   template <class T, bool HW, bool HP>
   static void forward_avx2(const Segment<T> &s);
-  template <class T, bool HW, bool HP, bool kAll>
+  template <class T, bool HW, bool HP, int kOut>
   static void backward_avx2(const Segment<T> &s);
 };
 
@@ -69,16 +69,16 @@ void Bce::forward_avx2(const Segment<T> &s) {
   using namespace avx2;
   const __m256 one = splat(1.0f), eps = splat(kEps);
   __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-  for_each_vector(s.n, [&](int64_t i, int64_t m) {
+  for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 p = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 la = log_via_double(_mm256_add_ps(p, eps));
     const __m256 lb = log_via_double(_mm256_add_ps(_mm256_sub_ps(one, p), eps));
     const __m256 omy = _mm256_sub_ps(one, y);
     __m256 ll = _mm256_add_ps(_mm256_mul_ps(y, la), _mm256_mul_ps(omy, lb));
-    __m256 l = HW ? neg(_mm256_mul_ps(load_n(s.w + i, m), ll)) : neg(ll);
+    __m256 l = HW ? neg(_mm256_mul_ps(load_operand(s.w_native, s.w, i, m), ll)) : neg(ll);
     if (any(is_nan(l))) {
       ll = _mm256_add_ps(mul0(y, la), mul0(omy, lb));
-      l = HW ? neg(mul0(load_n(s.w + i, m), ll)) : neg(ll);
+      l = HW ? neg(mul0(load_operand(s.w_native, s.w, i, m), ll)) : neg(ll);
     }
     if (s.out) store_n(s.out + i, l, m);
     else accumulate(&lo, &hi, m == kLanes ? l : select(lane_mask(m), l, _mm256_setzero_ps()));
@@ -86,39 +86,45 @@ void Bce::forward_avx2(const Segment<T> &s) {
   if (!s.out) *s.sum += total(lo, hi);
 }
 
-template <class T, bool HW, bool HP, bool kAll>
+template <class T, bool HW, bool HP, int kOut>
 void Bce::backward_avx2(const Segment<T> &s) {
   using namespace avx2;
+  constexpr bool kDx = kOut & kGradInput, kDy = kOut & kGradTarget, kDw = HW && (kOut & kGradWeight);
   const __m256 one = splat(1.0f), eps = splat(kEps);
-  for_each_vector(s.n, [&](int64_t i, int64_t m) {
+  for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 p = load_n(s.x + i, m), y = load_n(s.y + i, m);
-    const __m256 w = HW ? load_n(s.w + i, m) : one;
-    const __m256 g = s.g ? load_n(s.g + i, m) : splat(static_cast<float>(s.g_scalar));  // float32 arithmetic
+    const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : one;
+    const __m256 g = s.g ? load_n(s.g + i, m) : splat(static_cast<float>(s.g_scalar));
     const __m256 a = _mm256_add_ps(p, eps), b = _mm256_add_ps(_mm256_sub_ps(one, p), eps);
     const __m256 omy = _mm256_sub_ps(one, y);
-    const __m256 ra = _mm256_div_ps(one, a), rb = _mm256_div_ps(one, b);
-    __m256 dx = _mm256_mul_ps(g, _mm256_mul_ps(w, _mm256_sub_ps(_mm256_mul_ps(omy, rb), _mm256_mul_ps(y, ra))));
-    __m256 nan = is_nan(dx);
-    __m256 la, lb, dy, dw;
-    if constexpr (kAll) {
+    __m256 ra, rb, la, lb, dx, dy, dw;
+    __m256 nan = _mm256_setzero_ps();
+    if constexpr (kDx) {
+      ra = _mm256_div_ps(one, a);
+      rb = _mm256_div_ps(one, b);
+      dx = _mm256_mul_ps(g, _mm256_mul_ps(w, _mm256_sub_ps(_mm256_mul_ps(omy, rb), _mm256_mul_ps(y, ra))));
+      nan = _mm256_or_ps(nan, dx);
+    }
+    if constexpr (kDy || kDw) {
       la = log_via_double(a);
       lb = log_via_double(b);
+    }
+    if constexpr (kDy) {
       dy = _mm256_mul_ps(g, _mm256_mul_ps(w, _mm256_sub_ps(lb, la)));
+      nan = _mm256_or_ps(nan, dy);
+    }
+    if constexpr (kDw) {
       dw = neg(_mm256_mul_ps(g, _mm256_add_ps(_mm256_mul_ps(y, la), _mm256_mul_ps(omy, lb))));
-      nan = _mm256_or_ps(nan, _mm256_or_ps(is_nan(dy), is_nan(dw)));
+      nan = _mm256_or_ps(nan, dw);
     }
-    if (any(nan)) {
-      dx = mul0(g, mul0(w, _mm256_sub_ps(mul0(omy, rb), mul0(y, ra))));
-      if constexpr (kAll) {
-        dy = mul0(g, mul0(w, _mm256_sub_ps(lb, la)));
-        dw = neg(mul0(g, _mm256_add_ps(mul0(y, la), mul0(omy, lb))));
-      }
+    if (any(is_nan(nan))) {  // NaN in any output shows in their OR
+      if constexpr (kDx) dx = mul0(g, mul0(w, _mm256_sub_ps(mul0(omy, rb), mul0(y, ra))));
+      if constexpr (kDy) dy = mul0(g, mul0(w, _mm256_sub_ps(lb, la)));
+      if constexpr (kDw) dw = neg(mul0(g, _mm256_add_ps(mul0(y, la), mul0(omy, lb))));
     }
-    store_n(s.dx + i, dx, m);
-    if constexpr (kAll) {
-      store_n(s.dy + i, dy, m);
-      if constexpr (HW) store_n_pd(s.dw + i, low_pd(dw), high_pd(dw), m);
-    }
+    if constexpr (kDx) store_n(s.dx + i, dx, m);
+    if constexpr (kDy) store_n(s.dy + i, dy, m);
+    if constexpr (kDw) store_pd_n(s.dw + i, low_pd(dw), high_pd(dw), m);
   });
 }
 
@@ -127,6 +133,7 @@ MS_BCE_AVX2_END
 
 }  // namespace ms_bce
 
-// bce_{forward,backward}_{none,mean,sum}{,_w}
+// bce_<direction>_{none,mean,sum}{,_w}
 MS_BCE_EXPORT_REDUCTIONS(ms_bce::Bce, bce, false, false, )
 MS_BCE_EXPORT_REDUCTIONS(ms_bce::Bce, bce, true, false, _w)
+MS_BCE_EXPORT_WEIGHT_GRADIENTS(ms_bce::Bce, bce, true, false, _w)

@@ -41,7 +41,7 @@ struct BceWithLogits {
 
   template <class T, bool HW, bool HP>
   static void forward_avx2(const Segment<T> &s);
-  template <class T, bool HW, bool HP, bool kAll>
+  template <class T, bool HW, bool HP, int kOut>
   static void backward_avx2(const Segment<T> &s);
 };
 
@@ -57,12 +57,12 @@ MS_BCE_AVX2_BEGIN
 namespace logits_avx2 {
 using namespace avx2;
 
-inline __m256d max0_pd(__m256d v) { return _mm256_max_pd(v, _mm256_setzero_pd()); }
-inline __m256d neg_pd(__m256d v) { return _mm256_xor_pd(v, splat_pd(-0.0)); }
-inline bool any_nan_pd(__m256d v) { return _mm256_movemask_pd(is_nan_pd(v)) != 0; }
+MS_BCE_VINLINE __m256d max0_pd(__m256d v) { return _mm256_max_pd(v, _mm256_setzero_pd()); }
+MS_BCE_VINLINE __m256d neg_pd(__m256d v) { return _mm256_xor_pd(v, splat_pd(-0.0)); }
+MS_BCE_VINLINE bool any_nan_pd(__m256d v) { return _mm256_movemask_pd(is_nan_pd(v)) != 0; }
 
 // The loss of 4 elements from x and l = log1p(exp(-|x|)).
-inline __m256d loss_from_log1p(__m256d x, __m256d y, __m256d w, __m256d p, __m256d l, bool weighted) {
+MS_BCE_VINLINE __m256d loss_from_log1p(__m256d x, __m256d y, __m256d w, __m256d p, __m256d l, bool weighted) {
   const __m256d sp_pos = _mm256_add_pd(max0_pd(x), l);  // softplus(x)
   const __m256d sp_neg = _mm256_add_pd(max0_pd(neg_pd(x)), l);  // softplus(-x)
   const __m256d omy = _mm256_sub_pd(splat_pd(1.0), y);
@@ -78,52 +78,64 @@ inline __m256d loss_from_log1p(__m256d x, __m256d y, __m256d w, __m256d p, __m25
 // accuracy, which a large weight, pos_weight or incoming gradient brings back
 // into float32's range (x = 120, y = 1, w = 1e30: 7.7e-23).  Such vectors take
 // exp and log1p in double.
-inline bool any_far_tail(__m256 x) {
+MS_BCE_VINLINE bool any_far_tail(__m256 x) {
   return _mm256_movemask_ps(_mm256_cmp_ps(abs(x), splat(87.0f), _CMP_GT_OQ)) != 0;
 }
 
 // e = exp(-|x|), r = 1 / (1 + e) and l = log1p(e) of 4 lanes, in double.
-inline void logistic_pd(__m256d x, __m256d *e, __m256d *r, __m256d *l) {
+MS_BCE_VINLINE void logistic_pd(__m256d x, __m256d *e, __m256d *r, __m256d *l) {
   *e = exp_nonpos_pd(_mm256_or_pd(x, splat_pd(-0.0)));
   *r = _mm256_div_pd(splat_pd(1.0), _mm256_add_pd(splat_pd(1.0), *e));
   *l = log1p_unit_pd(*e);
 }
 
 // The same with exp and log1p in double too (small reductions, far tails).
-inline __m256d loss_precise(__m256d x, __m256d y, __m256d w, __m256d p, bool weighted) {
+MS_BCE_VINLINE __m256d loss_precise(__m256d x, __m256d y, __m256d w, __m256d p, bool weighted) {
   const __m256d l = log1p_unit_pd(exp_nonpos_pd(_mm256_or_pd(x, splat_pd(-0.0))));
   return loss_from_log1p(x, y, w, p, l, weighted);
 }
 
-// Gradients of 4 elements from e = exp(-|x|), r = 1/(1 + e) and (kAll) l = log1p(e).
-template <bool kAll>
-inline void grads(__m256d x, __m256d y, __m256d w, __m256d p, __m256d g, __m256d e, __m256d r, __m256d l,
+// The kOut gradients (GradOutput bits) of 4 elements from e = exp(-|x|),
+// r = 1/(1 + e) (when dx is wanted) and l = log1p(e) (when another is).
+template <int kOut>
+MS_BCE_VINLINE void grads(__m256d x, __m256d y, __m256d w, __m256d p, __m256d g, __m256d e, __m256d r, __m256d l,
                   __m256d *dx, __m256d *dy, __m256d *dw, __m256d *dp) {
-  const __m256d er = _mm256_mul_pd(e, r);
-  const __m256d nonneg = _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GE_OQ);
-  const __m256d sig_pos = _mm256_blendv_pd(er, r, nonneg), sig_neg = _mm256_blendv_pd(r, er, nonneg);
+  constexpr bool kDx = kOut & kGradInput, kSoftplus = kOut & ~kGradInput;
   const __m256d omy = _mm256_sub_pd(splat_pd(1.0), y);
   const __m256d py = _mm256_mul_pd(p, y);
   const __m256d gw = _mm256_mul_pd(g, w);
-  *dx = _mm256_mul_pd(gw, _mm256_fmsub_pd(omy, sig_pos, _mm256_mul_pd(py, sig_neg)));
-  bool nan = any_nan_pd(*dx);
-  __m256d sp_pos, sp_neg;
-  if constexpr (kAll) {
+  __m256d sig_pos, sig_neg, sp_pos, sp_neg;
+  __m256d nan = _mm256_setzero_pd();
+  if constexpr (kDx) {
+    const __m256d er = _mm256_mul_pd(e, r);
+    const __m256d nonneg = _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GE_OQ);
+    sig_pos = _mm256_blendv_pd(er, r, nonneg);
+    sig_neg = _mm256_blendv_pd(r, er, nonneg);
+    *dx = _mm256_mul_pd(gw, _mm256_fmsub_pd(omy, sig_pos, _mm256_mul_pd(py, sig_neg)));
+    nan = _mm256_or_pd(nan, *dx);
+  }
+  if constexpr (kSoftplus) {
     sp_pos = _mm256_add_pd(max0_pd(x), l);
     sp_neg = _mm256_add_pd(max0_pd(neg_pd(x)), l);
+  }
+  if constexpr (kOut & kGradTarget) {
     *dy = _mm256_mul_pd(gw, _mm256_fmsub_pd(p, sp_neg, sp_pos));
+    nan = _mm256_or_pd(nan, *dy);
+  }
+  if constexpr (kOut & kGradWeight) {
     *dw = _mm256_mul_pd(g, _mm256_fmadd_pd(omy, sp_pos, _mm256_mul_pd(py, sp_neg)));
+    nan = _mm256_or_pd(nan, *dw);
+  }
+  if constexpr (kOut & kGradPosWeight) {
     *dp = _mm256_mul_pd(gw, _mm256_mul_pd(y, sp_neg));
-    nan = nan || any_nan_pd(_mm256_or_pd(_mm256_or_pd(*dy, *dw), *dp));
+    nan = _mm256_or_pd(nan, *dp);
   }
-  if (!nan) return;
+  if (!any_nan_pd(nan)) return;  // NaN in any output (or of NaN bits) shows here
   const __m256d py0 = mul0_pd(p, y);
-  *dx = mul0_pd(g, mul0_pd(w, _mm256_sub_pd(mul0_pd(omy, sig_pos), mul0_pd(py0, sig_neg))));
-  if constexpr (kAll) {
-    *dy = mul0_pd(g, mul0_pd(w, _mm256_sub_pd(mul0_pd(p, sp_neg), sp_pos)));
-    *dw = mul0_pd(g, _mm256_add_pd(mul0_pd(omy, sp_pos), mul0_pd(py0, sp_neg)));
-    *dp = mul0_pd(g, mul0_pd(w, mul0_pd(y, sp_neg)));
-  }
+  if constexpr (kDx) *dx = mul0_pd(g, mul0_pd(w, _mm256_sub_pd(mul0_pd(omy, sig_pos), mul0_pd(py0, sig_neg))));
+  if constexpr (kOut & kGradTarget) *dy = mul0_pd(g, mul0_pd(w, _mm256_sub_pd(mul0_pd(p, sp_neg), sp_pos)));
+  if constexpr (kOut & kGradWeight) *dw = mul0_pd(g, _mm256_add_pd(mul0_pd(omy, sp_pos), mul0_pd(py0, sp_neg)));
+  if constexpr (kOut & kGradPosWeight) *dp = mul0_pd(g, mul0_pd(w, mul0_pd(y, sp_neg)));
 }
 
 }  // namespace logits_avx2
@@ -132,10 +144,10 @@ template <class T, bool HW, bool HP>
 void BceWithLogits::forward_avx2(const Segment<T> &s) {
   using namespace avx2;
   __m256d sum_lo = _mm256_setzero_pd(), sum_hi = _mm256_setzero_pd();
-  for_each_vector(s.n, [&](int64_t i, int64_t m) {
+  for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
-    const __m256 w = HW ? load_n(s.w + i, m) : splat(1.0f);
-    const __m256 p = HP ? load_n(s.p + i, m) : splat(1.0f);
+    const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : splat(1.0f);
+    const __m256 p = HP ? load_operand(s.p_native, s.p, i, m) : splat(1.0f);
     __m256d lo, hi;
     if (s.precise || logits_avx2::any_far_tail(x)) {
       lo = logits_avx2::loss_precise(low_pd(x), low_pd(y), low_pd(w), low_pd(p), HW);
@@ -159,43 +171,37 @@ void BceWithLogits::forward_avx2(const Segment<T> &s) {
   if (!s.out) *s.sum += total(sum_lo, sum_hi);
 }
 
-template <class T, bool HW, bool HP, bool kAll>
+template <class T, bool HW, bool HP, int kOut>
 void BceWithLogits::backward_avx2(const Segment<T> &s) {
   using namespace avx2;
+  constexpr bool kDx = kOut & kGradInput, kSoftplus = kOut & ~kGradInput;
   const __m256 one = splat(1.0f);
-  for_each_vector(s.n, [&](int64_t i, int64_t m) {
+  for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
-    const __m256 w = HW ? load_n(s.w + i, m) : one;
-    const __m256 p = HP ? load_n(s.p + i, m) : one;
-    __m256d g_lo, g_hi;
-    if (s.g) {
-      const __m256 g = load_n(s.g + i, m);
-      g_lo = low_pd(g);
-      g_hi = high_pd(g);
-    } else {
-      g_lo = g_hi = splat_pd(s.g_scalar);
-    }
+    const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : one;
+    const __m256 p = HP ? load_operand(s.p_native, s.p, i, m) : one;
+    const __m256 g = s.g ? load_n(s.g + i, m) : _mm256_setzero_ps();
+    const __m256d g_lo = s.g ? low_pd(g) : splat_pd(s.g_scalar), g_hi = s.g ? high_pd(g) : splat_pd(s.g_scalar);
     __m256d e[2], r[2], l[2];
-    if (logits_avx2::any_far_tail(x)) {
+    if (logits_avx2::any_far_tail(x)) {  // rare: exp and log1p in double
       logits_avx2::logistic_pd(low_pd(x), &e[0], &r[0], &l[0]);
       logits_avx2::logistic_pd(high_pd(x), &e[1], &r[1], &l[1]);
     } else {
       const __m256 ef = exp_nonpos(neg_abs(x));
-      const __m256 rf = _mm256_div_ps(one, _mm256_add_ps(one, ef));
-      const __m256 lf = kAll ? log1p_unit(ef) : ef;
-      e[0] = low_pd(ef), e[1] = high_pd(ef), r[0] = low_pd(rf), r[1] = high_pd(rf), l[0] = low_pd(lf), l[1] = high_pd(lf);
+      const __m256 rf = kDx ? _mm256_div_ps(one, _mm256_add_ps(one, ef)) : ef;
+      const __m256 lf = kSoftplus ? log1p_unit(ef) : ef;
+      e[0] = low_pd(ef), e[1] = high_pd(ef), r[0] = low_pd(rf), r[1] = high_pd(rf);
+      l[0] = low_pd(lf), l[1] = high_pd(lf);
     }
     __m256d dx[2], dy[2], dw[2], dp[2];
-    logits_avx2::grads<kAll>(low_pd(x), low_pd(y), low_pd(w), low_pd(p), g_lo, e[0], r[0], l[0],
+    logits_avx2::grads<kOut>(low_pd(x), low_pd(y), low_pd(w), low_pd(p), g_lo, e[0], r[0], l[0],
                              &dx[0], &dy[0], &dw[0], &dp[0]);
-    logits_avx2::grads<kAll>(high_pd(x), high_pd(y), high_pd(w), high_pd(p), g_hi, e[1], r[1], l[1],
+    logits_avx2::grads<kOut>(high_pd(x), high_pd(y), high_pd(w), high_pd(p), g_hi, e[1], r[1], l[1],
                              &dx[1], &dy[1], &dw[1], &dp[1]);
-    store_n(s.dx + i, to_ps(dx[0], dx[1]), m);
-    if constexpr (kAll) {
-      store_n(s.dy + i, to_ps(dy[0], dy[1]), m);
-      if constexpr (HW) store_n_pd(s.dw + i, dw[0], dw[1], m);
-      if constexpr (HP) store_n_pd(s.dp + i, dp[0], dp[1], m);
-    }
+    if constexpr (kDx) store_n(s.dx + i, to_ps(dx[0], dx[1]), m);
+    if constexpr (kOut & kGradTarget) store_n(s.dy + i, to_ps(dy[0], dy[1]), m);
+    if constexpr (HW && (kOut & kGradWeight)) store_pd_n(s.dw + i, dw[0], dw[1], m);
+    if constexpr (HP && (kOut & kGradPosWeight)) store_pd_n(s.dp + i, dp[0], dp[1], m);
   });
 }
 
@@ -204,8 +210,12 @@ MS_BCE_AVX2_END
 
 }  // namespace ms_bce
 
-// bce_with_logits_{forward,backward}_{none,mean,sum}{,_w,_p,_wp}
+// bce_with_logits_<direction>_{none,mean,sum}{,_w,_p,_wp}
 MS_BCE_EXPORT_REDUCTIONS(ms_bce::BceWithLogits, bce_with_logits, false, false, )
 MS_BCE_EXPORT_REDUCTIONS(ms_bce::BceWithLogits, bce_with_logits, true, false, _w)
 MS_BCE_EXPORT_REDUCTIONS(ms_bce::BceWithLogits, bce_with_logits, false, true, _p)
 MS_BCE_EXPORT_REDUCTIONS(ms_bce::BceWithLogits, bce_with_logits, true, true, _wp)
+MS_BCE_EXPORT_WEIGHT_GRADIENTS(ms_bce::BceWithLogits, bce_with_logits, true, false, _w)
+MS_BCE_EXPORT_WEIGHT_GRADIENTS(ms_bce::BceWithLogits, bce_with_logits, true, true, _wp)
+MS_BCE_EXPORT_POS_WEIGHT_GRADIENTS(ms_bce::BceWithLogits, bce_with_logits, false, true, _p)
+MS_BCE_EXPORT_POS_WEIGHT_GRADIENTS(ms_bce::BceWithLogits, bce_with_logits, true, true, _wp)

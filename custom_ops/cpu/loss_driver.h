@@ -8,14 +8,20 @@
 //     static double value(double x, double y, double w, double p);          // portable path
 //     static Grad grad(double x, double y, double w, double p, double g);
 //     template <class T, bool HW, bool HP> static void forward_avx2(const Segment<T> &);
-//     template <class T, bool HW, bool HP, bool kAll> static void backward_avx2(const Segment<T> &);
+//     template <class T, bool HW, bool HP, int kOut> static void backward_avx2(const Segment<T> &);
 //   };
 //
 // Operand layout of the entry points (HW/HP: weight/pos_weight present):
-//   forward       : x, y, [w], [p]        -> out (x's shape, or 0-d for mean/sum)
-//   backward      : x, y, [w], [p], dout  -> dx, dy, [dw], [dp] (each its input's shape)
-//   backward_input: x, y, [w], [p], dout  -> dx   (graph mode prunes the fused
-//                   backward when only dx is used, and runs this one pass)
+//   forward            : x, y, [w], [p]        -> out (x's shape, or 0-d for mean/sum)
+//   backward           : x, y, [w], [p], dout  -> dx, dy, [dw], [dp] (each its input's shape)
+//   backward_input     : x, y, [w], [p], dout  -> dx
+//   backward_target    : x, y, [w], [p], dout  -> dy
+//   backward_weight    : x, y,  w,  [p], dout  -> dw
+//   backward_pos_weight: x, y, [w],  p,  dout  -> dp
+// The fused backward serves PyNative (which runs a bprop whole); graph mode
+// uses the one-output kernels, because it drops an op nobody uses only when
+// the op has a single output (seen with MindSpore 2.10), so training pays for
+// dx alone.
 // x and y have one shape; w and p broadcast to it and are read in place.
 #ifndef MS_BCE_CPU_LOSS_DRIVER_H_
 #define MS_BCE_CPU_LOSS_DRIVER_H_
@@ -38,6 +44,12 @@ enum class Reduction { kNone, kMean, kSum };
 struct Grad {
   double dx, dy, dw, dp;
 };
+
+// Which gradients a backward entry point produces (a bit mask), in this order.
+enum GradOutput : int { kGradInput = 1, kGradTarget = 2, kGradWeight = 4, kGradPosWeight = 8 };
+
+template <bool HW, bool HP>
+constexpr int kAllGrads = kGradInput | kGradTarget | (HW ? kGradWeight : 0) | (HP ? kGradPosWeight : 0);
 
 // The input shapes of an entry point, checked: x == y, w/p broadcast to x.
 template <bool HW, bool HP>
@@ -129,6 +141,12 @@ std::vector<int64_t> forward_infer_shape(int *ndims, int64_t **shapes) {
   return R == Reduction::kNone ? s[0] : std::vector<int64_t>{};
 }
 
+// One-output backward kernels: the gradient has the shape of input k.
+template <class Loss, bool HW, bool HP, int k>
+std::vector<int64_t> gradient_infer_shape(int *ndims, int64_t **shapes) {
+  return infer_operand_shapes<Loss, HW, HP>(ndims, shapes)[k];
+}
+
 template <class Loss, Reduction R, bool HW, bool HP>
 std::vector<std::vector<int64_t>> backward_infer_shape(int *ndims, int64_t **shapes) {
   return infer_operand_shapes<Loss, HW, HP>(ndims, shapes);  // each gradient has its input's shape
@@ -140,7 +158,7 @@ std::vector<std::vector<int64_t>> backward_infer_shape(int *ndims, int64_t **sha
 // indices f0 .. f0 + n - 1).  x, y and the full-size outputs are contiguous;
 // weight and pos_weight arrive as contiguous float32 views of their broadcast
 // values (nullptr when absent), whatever their shape; weight/pos_weight
-// gradients leave as double per-element contributions for the driver to sum.
+// gradients leave as per-element contributions in double for the driver to sum.
 constexpr int64_t kSegment = 1024;
 
 template <class T>
@@ -148,18 +166,18 @@ struct Segment {
   int64_t n = 0;
   const T *x = nullptr, *y = nullptr;
   const float *w = nullptr, *p = nullptr;
+  // the vector path: a full-size weight/pos_weight read in its own storage
+  // type instead (w/p are then nullptr)
+  const T *w_native = nullptr, *p_native = nullptr;
   // forward: out for 'none', else the sum is added to *sum
   T *out = nullptr;
   double *sum = nullptr;
   bool precise = false;  // a reduction small enough (one chunk) to compute each element in double
-  // backward: the incoming gradient per element (g, 'none') or one value, in
-  // double: dout / numel of a tiny dout is below float32's range
+  // backward: the incoming gradient per element (g, 'none') or one value
   const T *g = nullptr;
-  double g_scalar = 0.0;
-  T *dx = nullptr, *dy = nullptr;        // dy: nullptr for backward_input
-  // contributions in double (nullptr when not wanted): two past float32's
-  // range with opposite signs must sum to their finite total, not NaN
-  double *dw = nullptr, *dp = nullptr;
+  double g_scalar = 0.0;                 // 'mean': dout / numel, unrounded
+  T *dx = nullptr, *dy = nullptr;        // nullptr when not wanted
+  double *dw = nullptr, *dp = nullptr;   // contributions, unrounded; nullptr when not wanted
 };
 
 // The portable path: the loss's scalar element functions (double arithmetic).
@@ -179,7 +197,7 @@ void backward_segment_scalar(const Segment<T> &s) {
   for (int64_t i = 0; i < s.n; ++i) {
     const double g = s.g ? static_cast<double>(to_float(s.g[i])) : s.g_scalar;
     const Grad r = Loss::grad(to_float(s.x[i]), to_float(s.y[i]), HW ? s.w[i] : 1.0, HP ? s.p[i] : 1.0, g);
-    s.dx[i] = store_as<T>(r.dx);
+    if (s.dx) s.dx[i] = store_as<T>(r.dx);
     if (s.dy) s.dy[i] = store_as<T>(r.dy);
     if (s.dw) s.dw[i] = r.dw;
     if (s.dp) s.dp[i] = r.dp;
@@ -199,11 +217,11 @@ void forward_segment(const Segment<T> &s, bool vector) {
   forward_segment_scalar<Loss, T, HW, HP>(s);
 }
 
-template <class Loss, class T, bool HW, bool HP, bool kAll>
+template <class Loss, class T, bool HW, bool HP, int kOut>
 void backward_segment(const Segment<T> &s, bool vector) {
 #if defined(MS_BCE_HAVE_AVX2_PATH)
   if (vector) {
-    Loss::template backward_avx2<T, HW, HP, kAll>(s);
+    Loss::template backward_avx2<T, HW, HP, kOut>(s);
     return;
   }
 #endif
@@ -279,6 +297,10 @@ class OperandView {
     }
   }
 
+  // The operand's own values from flat index f0 when it is full-size (the
+  // vector kernels load any storage type), else nullptr.
+  const T *native(int64_t f0) const { return info_.kind == OperandKind::kFull ? data_ + f0 : nullptr; }
+
   const float *segment(int64_t f0, int64_t n) {
     switch (info_.kind) {
       case OperandKind::kScalar:
@@ -306,6 +328,16 @@ class OperandView {
   const OperandInfo &info_;
   std::vector<float> buf_;
 };
+
+// A full-size operand's gradient: its n double contributions stored as T.
+template <class T>
+void store_contributions(T *dst, const double *src, int64_t n, bool vector) {
+#if defined(MS_BCE_HAVE_AVX2_PATH)
+  if (vector) return avx2::store_doubles(dst, src, n);
+#endif
+  (void)vector;
+  for (int64_t i = 0; i < n; ++i) dst[i] = store_as<T>(src[i]);
+}
 
 // One chunk's sums of a broadcast operand's gradient contributions, over
 // offsets [lo, lo + sum.size()).
@@ -457,8 +489,8 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
           s.n = std::min(kSegment, end - f0);
           s.x = x + f0;
           s.y = y + f0;
-          if (HW) s.w = wv->segment(f0, s.n);
-          if (HP) s.p = pv->segment(f0, s.n);
+          if (HW && !(vector && (s.w_native = wv->native(f0)))) s.w = wv->segment(f0, s.n);
+          if (HP && !(vector && (s.p_native = pv->native(f0)))) s.p = pv->segment(f0, s.n);
           if (R == Reduction::kNone) s.out = out + f0;
           else s.sum = &partial[c];
           s.precise = R != Reduction::kNone && n <= kChunkMin;
@@ -476,18 +508,24 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
   });
 }
 
-// kAll: the fused backward (dx, dy[, dw][, dp]); otherwise dx only.
-template <class Loss, Reduction R, bool HW, bool HP, bool kAll>
+// kOut: which gradients (GradOutput bits), written to the outputs in that order.
+template <class Loss, Reduction R, bool HW, bool HP, int kOut>
 int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   constexpr int kIn = Operands<HW, HP>::kCount;
   constexpr int kDout = kIn;
-  constexpr int kOut = kAll ? kIn : 1;
+  constexpr bool kDx = kOut & kGradInput, kDy = kOut & kGradTarget;
+  constexpr bool kDw = HW && (kOut & kGradWeight), kDp = HP && (kOut & kGradPosWeight);
+  constexpr int kNumOut = kDx + kDy + kDw + kDp;
+  // output slot of each gradient and the input whose shape it has
+  constexpr int kSlotDy = kDout + 1 + kDx, kSlotDw = kSlotDy + kDy, kSlotDp = kSlotDw + kDw;
   Args a;
-  if (Status st = read_args(nparam, kIn + 1 + kOut, params, ndims, shapes, dtypes, &a)) return st;
+  if (Status st = read_args(nparam, kIn + 1 + kNumOut, params, ndims, shapes, dtypes, &a)) return st;
   if (Status st = check_operand_shapes<HW, HP>(a.shape)) return st;
   if (R == Reduction::kNone ? !(a.shape[kDout] == a.shape[0]) : a.shape[kDout].rank != 0) return kBadShape;
-  for (int k = 0; k < kOut; ++k) {
-    if (!(a.shape[kDout + 1 + k] == a.shape[k])) return kBadShape;  // each gradient has its input's shape
+  if ((kDx && !(a.shape[kDout + 1] == a.shape[0])) || (kDy && !(a.shape[kSlotDy] == a.shape[1])) ||
+      (kDw && !(a.shape[kSlotDw] == a.shape[Operands<HW, HP>::kWeight])) ||
+      (kDp && !(a.shape[kSlotDp] == a.shape[Operands<HW, HP>::kPosWeight]))) {
+    return kBadShape;  // each gradient has its input's shape
   }
   const int64_t n = a.shape[0].numel;
   return guarded([&] {
@@ -495,18 +533,18 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
     operand_infos<HW, HP>(a.shape, &wi, &pi);
     OperandInfo reduced[2];
     int n_reduced = 0;
-    if (kAll && HW) reduced[n_reduced++] = wi;
-    if (kAll && HP) reduced[n_reduced++] = pi;
+    if (kDw) reduced[n_reduced++] = wi;
+    if (kDp) reduced[n_reduced++] = pi;
     const int64_t chunks = chunk_count(n, reduced, n_reduced);
     const bool vector = simd_path() == SimdPath::kAvx2;
     return dispatch_dtype(a.dtype, [&]<class T>() {
       const T *x = static_cast<const T *>(params[0]);
       const T *y = static_cast<const T *>(params[1]);
       const T *dout = static_cast<const T *>(params[kDout]);
-      T *dx = static_cast<T *>(params[kDout + 1]);
-      T *dy = kAll ? static_cast<T *>(params[kDout + 2]) : nullptr;
-      T *dw = (kAll && HW) ? static_cast<T *>(params[kDout + 3]) : nullptr;
-      T *dp = (kAll && HP) ? static_cast<T *>(params[kDout + 3 + HW]) : nullptr;
+      T *dx = kDx ? static_cast<T *>(params[kDout + 1]) : nullptr;
+      T *dy = kDy ? static_cast<T *>(params[kSlotDy]) : nullptr;
+      T *dw = kDw ? static_cast<T *>(params[kSlotDw]) : nullptr;
+      T *dp = kDp ? static_cast<T *>(params[kSlotDp]) : nullptr;
       // for mean/sum the incoming gradient is one value, spread over all elements
       double g_all = 0.0;
       if (R != Reduction::kNone) {
@@ -529,21 +567,21 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
           s.n = std::min(kSegment, end - f0);
           s.x = x + f0;
           s.y = y + f0;
-          if (HW) s.w = wv->segment(f0, s.n);
-          if (HP) s.p = pv->segment(f0, s.n);
+          if (HW && !(vector && (s.w_native = wv->native(f0)))) s.w = wv->segment(f0, s.n);
+          if (HP && !(vector && (s.p_native = pv->native(f0)))) s.p = pv->segment(f0, s.n);
           if (R == Reduction::kNone) s.g = dout + f0;
           s.g_scalar = g_all;
-          s.dx = dx + f0;
-          if (kAll) s.dy = dy + f0;
+          if (dx) s.dx = dx + f0;
+          if (dy) s.dy = dy + f0;
           if (dw) s.dw = cw;
           if (dp) s.dp = cp;
-          backward_segment<Loss, T, HW, HP, kAll>(s, vector);
+          backward_segment<Loss, T, HW, HP, kOut>(s, vector);
           if (dw) {
-            if (wi.kind == OperandKind::kFull) for (int64_t i = 0; i < s.n; ++i) dw[f0 + i] = store_as<T>(cw[i]);
+            if (wi.kind == OperandKind::kFull) store_contributions(dw + f0, cw, s.n, vector);
             else add_contributions(wi, cw, f0, s.n, &wsum[c]);
           }
           if (dp) {
-            if (pi.kind == OperandKind::kFull) for (int64_t i = 0; i < s.n; ++i) dp[f0 + i] = store_as<T>(cp[i]);
+            if (pi.kind == OperandKind::kFull) store_contributions(dp + f0, cp, s.n, vector);
             else add_contributions(pi, cp, f0, s.n, &psum[c]);
           }
         }
@@ -568,8 +606,17 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
 }  // namespace ms_bce
 
 // Exports the entry points (and their InferShape functions) of one loss for
-// one reduction and one operand set, named
-// <prefix>_<forward|backward|backward_input>_<reduction><suffix>.
+// one reduction and one operand set, named <prefix>_<direction>_<reduction><suffix>.
+#define MS_BCE_EXPORT_GRADIENT(Loss, prefix, R, rname, HW, HP, suffix, direction, kOut, input)                 \
+  MS_BCE_KERNEL(prefix##_##direction##_##rname##suffix) {                                                      \
+    (void)stream; (void)extra;                                                                                 \
+    return ms_bce::backward<Loss, ms_bce::Reduction::R, HW, HP, kOut>(nparam, params, ndims, shapes, dtypes);  \
+  }                                                                                                            \
+  MS_BCE_INFER(prefix##_##direction##_##rname##suffix) {                                                       \
+    (void)extra;                                                                                               \
+    return ms_bce::gradient_infer_shape<Loss, HW, HP, input>(ndims, shapes);                                   \
+  }
+
 #define MS_BCE_EXPORT_VARIANT(Loss, prefix, R, rname, HW, HP, suffix)                                            \
   MS_BCE_KERNEL(prefix##_forward_##rname##suffix) {                                                              \
     (void)stream; (void)extra;                                                                                   \
@@ -581,24 +628,33 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
   }                                                                                                              \
   MS_BCE_KERNEL(prefix##_backward_##rname##suffix) {                                                             \
     (void)stream; (void)extra;                                                                                   \
-    return ms_bce::backward<Loss, ms_bce::Reduction::R, HW, HP, true>(nparam, params, ndims, shapes, dtypes);    \
+    return ms_bce::backward<Loss, ms_bce::Reduction::R, HW, HP, ms_bce::kAllGrads<HW, HP>>(nparam, params, ndims, \
+                                                                                           shapes, dtypes);      \
   }                                                                                                              \
   MS_BCE_INFER_MULTI(prefix##_backward_##rname##suffix) {                                                        \
     (void)extra;                                                                                                 \
     return ms_bce::backward_infer_shape<Loss, ms_bce::Reduction::R, HW, HP>(ndims, shapes);                      \
   }                                                                                                              \
-  MS_BCE_KERNEL(prefix##_backward_input_##rname##suffix) {                                                       \
-    (void)stream; (void)extra;                                                                                   \
-    return ms_bce::backward<Loss, ms_bce::Reduction::R, HW, HP, false>(nparam, params, ndims, shapes, dtypes);   \
-  }                                                                                                              \
-  MS_BCE_INFER(prefix##_backward_input_##rname##suffix) {                                                        \
-    (void)extra;                                                                                                 \
-    return ms_bce::forward_infer_shape<Loss, ms_bce::Reduction::kNone, HW, HP>(ndims, shapes);                   \
-  }
+  MS_BCE_EXPORT_GRADIENT(Loss, prefix, R, rname, HW, HP, suffix, backward_input, ms_bce::kGradInput, 0)          \
+  MS_BCE_EXPORT_GRADIENT(Loss, prefix, R, rname, HW, HP, suffix, backward_target, ms_bce::kGradTarget, 1)
 
 #define MS_BCE_EXPORT_REDUCTIONS(Loss, prefix, HW, HP, suffix)          \
   MS_BCE_EXPORT_VARIANT(Loss, prefix, kNone, none, HW, HP, suffix)      \
   MS_BCE_EXPORT_VARIANT(Loss, prefix, kMean, mean, HW, HP, suffix)      \
   MS_BCE_EXPORT_VARIANT(Loss, prefix, kSum, sum, HW, HP, suffix)
+
+// The weight's and the pos_weight's one-output gradient kernels, for the
+// operand sets that have them.
+#define MS_BCE_EXPORT_WEIGHT_GRADIENTS(Loss, prefix, HW, HP, suffix)                                                  \
+  MS_BCE_EXPORT_GRADIENT(Loss, prefix, kNone, none, HW, HP, suffix, backward_weight, ms_bce::kGradWeight, 2)          \
+  MS_BCE_EXPORT_GRADIENT(Loss, prefix, kMean, mean, HW, HP, suffix, backward_weight, ms_bce::kGradWeight, 2)          \
+  MS_BCE_EXPORT_GRADIENT(Loss, prefix, kSum, sum, HW, HP, suffix, backward_weight, ms_bce::kGradWeight, 2)
+#define MS_BCE_EXPORT_POS_WEIGHT_GRADIENTS(Loss, prefix, HW, HP, suffix)                                              \
+  MS_BCE_EXPORT_GRADIENT(Loss, prefix, kNone, none, HW, HP, suffix, backward_pos_weight, ms_bce::kGradPosWeight,     \
+                         2 + HW)                                                                                       \
+  MS_BCE_EXPORT_GRADIENT(Loss, prefix, kMean, mean, HW, HP, suffix, backward_pos_weight, ms_bce::kGradPosWeight,     \
+                         2 + HW)                                                                                       \
+  MS_BCE_EXPORT_GRADIENT(Loss, prefix, kSum, sum, HW, HP, suffix, backward_pos_weight, ms_bce::kGradPosWeight,       \
+                         2 + HW)
 
 #endif  // MS_BCE_CPU_LOSS_DRIVER_H_

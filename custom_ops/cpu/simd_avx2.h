@@ -33,6 +33,10 @@
 
 MS_BCE_AVX2_BEGIN
 
+// The vector helpers are forced inline: GCC's size heuristics otherwise turned
+// exp/log1p and the loop bodies into a call per 8 elements (3x slower).
+#define MS_BCE_VINLINE inline __attribute__((always_inline))
+
 namespace ms_bce {
 namespace avx2 {
 
@@ -40,18 +44,18 @@ constexpr int kLanes = 8;
 
 // ------------------------------------------------------------ load/store ---
 
-inline __m256 load(const float *p) { return _mm256_loadu_ps(p); }
-inline __m256 load(const Half *p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p))); }
-inline __m256 load(const BFloat16 *p) {
+MS_BCE_VINLINE __m256 load(const float *p) { return _mm256_loadu_ps(p); }
+MS_BCE_VINLINE __m256 load(const Half *p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p))); }
+MS_BCE_VINLINE __m256 load(const BFloat16 *p) {
   const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
 
-inline void store(float *p, __m256 v) { _mm256_storeu_ps(p, v); }
-inline void store(Half *p, __m256 v) {  // round to nearest even, as half_from_float
+MS_BCE_VINLINE void store(float *p, __m256 v) { _mm256_storeu_ps(p, v); }
+MS_BCE_VINLINE void store(Half *p, __m256 v) {  // round to nearest even, as half_from_float
   _mm_storeu_si128(reinterpret_cast<__m128i *>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
-inline void store(BFloat16 *p, __m256 v) {  // round to nearest even; NaN stays a quiet NaN (as bfloat16_from_float)
+MS_BCE_VINLINE void store(BFloat16 *p, __m256 v) {  // round to nearest even; NaN stays a quiet NaN (as bfloat16_from_float)
   const __m256i u = _mm256_castps_si256(v);
   const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
   __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7FFF), lsb)), 16);
@@ -67,13 +71,13 @@ inline void store(BFloat16 *p, __m256 v) {  // round to nearest even; NaN stays 
 // Loads/stores of a partial vector (n < 8 elements) through a padded buffer,
 // so the tail of a run goes through exactly the same arithmetic.
 template <class T>
-inline __m256 load_partial(const T *p, int64_t n) {
+MS_BCE_VINLINE __m256 load_partial(const T *p, int64_t n) {
   T buf[kLanes] = {};
   for (int64_t i = 0; i < n; ++i) buf[i] = p[i];
   return load(buf);
 }
 template <class T>
-inline void store_partial(T *p, __m256 v, int64_t n) {
+MS_BCE_VINLINE void store_partial(T *p, __m256 v, int64_t n) {
   T buf[kLanes];
   store(buf, v);
   for (int64_t i = 0; i < n; ++i) p[i] = buf[i];
@@ -81,22 +85,29 @@ inline void store_partial(T *p, __m256 v, int64_t n) {
 
 // m elements from p (m = 8, or fewer at a segment's tail).
 template <class T>
-inline __m256 load_n(const T *p, int64_t m) { return m == kLanes ? load(p) : load_partial(p, m); }
+MS_BCE_VINLINE __m256 load_n(const T *p, int64_t m) { return m == kLanes ? load(p) : load_partial(p, m); }
 template <class T>
-inline void store_n(T *p, __m256 v, int64_t m) {
+MS_BCE_VINLINE void store_n(T *p, __m256 v, int64_t m) {
   if (m == kLanes) store(p, v);
   else store_partial(p, v, m);
 }
 
+// A weight or pos_weight of a segment: its own storage where it is full-size
+// (native; float16 through F16C), else the driver's float32 copy.
+template <class T>
+MS_BCE_VINLINE __m256 load_operand(const T *native, const float *copy, int64_t i, int64_t m) {
+  return native ? load_n(native + i, m) : load_n(copy + i, m);
+}
+
 // Lanes [0, m) set.
-inline __m256 lane_mask(int64_t m) {
+MS_BCE_VINLINE __m256 lane_mask(int64_t m) {
   return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(m)),
                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
 }
 
 // body(i, m) for i = 0, 8, 16, ... with m = 8 elements (fewer for the tail).
 template <class Body>
-inline void for_each_vector(int64_t n, Body &&body) {
+MS_BCE_VINLINE void for_each_vector(int64_t n, Body &&body) {
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) body(i, kLanes);
   if (i < n) body(i, n - i);
@@ -104,16 +115,16 @@ inline void for_each_vector(int64_t n, Body &&body) {
 
 // -------------------------------------------------------------- helpers ---
 
-inline __m256 splat(float v) { return _mm256_set1_ps(v); }
-inline __m256 is_nan(__m256 v) { return _mm256_cmp_ps(v, v, _CMP_UNORD_Q); }
-inline bool any(__m256 mask) { return _mm256_movemask_ps(mask) != 0; }
-inline __m256 abs(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
-inline __m256 neg(__m256 v) { return _mm256_xor_ps(v, _mm256_set1_ps(-0.0f)); }
-inline __m256 neg_abs(__m256 v) { return _mm256_or_ps(v, _mm256_set1_ps(-0.0f)); }  // -|v|
-inline __m256 select(__m256 mask, __m256 if_true, __m256 if_false) { return _mm256_blendv_ps(if_false, if_true, mask); }
+MS_BCE_VINLINE __m256 splat(float v) { return _mm256_set1_ps(v); }
+MS_BCE_VINLINE __m256 is_nan(__m256 v) { return _mm256_cmp_ps(v, v, _CMP_UNORD_Q); }
+MS_BCE_VINLINE bool any(__m256 mask) { return _mm256_movemask_ps(mask) != 0; }
+MS_BCE_VINLINE __m256 abs(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+MS_BCE_VINLINE __m256 neg(__m256 v) { return _mm256_xor_ps(v, _mm256_set1_ps(-0.0f)); }
+MS_BCE_VINLINE __m256 neg_abs(__m256 v) { return _mm256_or_ps(v, _mm256_set1_ps(-0.0f)); }  // -|v|
+MS_BCE_VINLINE __m256 select(__m256 mask, __m256 if_true, __m256 if_false) { return _mm256_blendv_ps(if_false, if_true, mask); }
 
 // a * b with 0 * inf = 0 (NaN still propagates): the scalar mul0, lane-wise.
-inline __m256 mul0(__m256 a, __m256 b) {
+MS_BCE_VINLINE __m256 mul0(__m256 a, __m256 b) {
   const __m256 r = _mm256_mul_ps(a, b);
   const __m256 r_nan = is_nan(r);
   if (!any(r_nan)) return r;  // the common case: one compare
@@ -122,13 +133,13 @@ inline __m256 mul0(__m256 a, __m256 b) {
 }
 
 // Adds the 8 lanes of v to two double accumulators (lanes 0-3, 4-7).
-inline void accumulate(__m256d *lo, __m256d *hi, __m256 v) {
+MS_BCE_VINLINE void accumulate(__m256d *lo, __m256d *hi, __m256 v) {
   *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
   *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
 }
 
 // The accumulators' total, lanes summed in a fixed order.
-inline double total(__m256d lo, __m256d hi) {
+MS_BCE_VINLINE double total(__m256d lo, __m256d hi) {
   alignas(32) double a[4], b[4];
   _mm256_store_pd(a, lo);
   _mm256_store_pd(b, hi);
@@ -141,7 +152,7 @@ inline double total(__m256d lo, __m256d hi) {
 // constants), e^r = 1 + r + r^2 P(r) with P of degree 4 fitted near-minimax on
 // that interval; 2^n applied in two factors so results down to 2^-149 keep
 // their subnormal bits.
-inline __m256 exp_nonpos(__m256 t) {
+MS_BCE_VINLINE __m256 exp_nonpos(__m256 t) {
   const __m256 tc = _mm256_max_ps(t, splat(-104.0f));  // below: e^t < 2^-150 rounds to 0 (NaN -> -104, restored)
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(tc, splat(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -168,7 +179,7 @@ inline __m256 exp_nonpos(__m256 t) {
 // error d_err exact by Fast2Sum, 2 >= e), the residual e - s_hi d exact by
 // FMA, so s_lo restores what both roundings lost with one division in all.
 // atanh(s) = s + s^3 Q(s^2).
-inline __m256 log1p_unit(__m256 e) {
+MS_BCE_VINLINE __m256 log1p_unit(__m256 e) {
   const __m256 two = splat(2.0f);
   const __m256 d = _mm256_add_ps(two, e);
   const __m256 d_err = _mm256_sub_ps(e, _mm256_sub_ps(d, two));
@@ -192,9 +203,9 @@ inline __m256 log1p_unit(__m256 e) {
 // move a short mean across a rounding boundary (the seed example's lies 0.22
 // ulp from one); large reductions stay in float32, within the spec's 1e-6.
 
-inline __m256d splat_pd(double v) { return _mm256_set1_pd(v); }
-inline __m256d is_nan_pd(__m256d v) { return _mm256_cmp_pd(v, v, _CMP_UNORD_Q); }
-inline __m256d mul0_pd(__m256d a, __m256d b) {
+MS_BCE_VINLINE __m256d splat_pd(double v) { return _mm256_set1_pd(v); }
+MS_BCE_VINLINE __m256d is_nan_pd(__m256d v) { return _mm256_cmp_pd(v, v, _CMP_UNORD_Q); }
+MS_BCE_VINLINE __m256d mul0_pd(__m256d a, __m256d b) {
   const __m256d r = _mm256_mul_pd(a, b);
   const __m256d r_nan = is_nan_pd(r);
   if (_mm256_movemask_pd(r_nan) == 0) return r;
@@ -206,7 +217,7 @@ inline __m256d mul0_pd(__m256d a, __m256d b) {
 // included and 0 where double's exp underflows (t < -745.13), as std::exp and
 // the scalar path: an infinite weight times e^-746 is then 0 * inf = 0 there
 // too, not inf.  NaN passes.
-inline __m256d exp_nonpos_pd(__m256d t) {
+MS_BCE_VINLINE __m256d exp_nonpos_pd(__m256d t) {
   const __m256d tc = _mm256_max_pd(t, splat_pd(-746.0));  // below: e^t < 2^-1076 rounds to 0
   const __m256d n = _mm256_round_pd(_mm256_mul_pd(tc, splat_pd(1.4426950408889634)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -237,7 +248,7 @@ inline __m256d exp_nonpos_pd(__m256d t) {
 
 // log1p(e) for e in [0, 1] in double: 2 atanh(s), s = e / (2 + e) (relative
 // error ~1e-15).  NaN passes.
-inline __m256d log1p_unit_pd(__m256d e) {
+MS_BCE_VINLINE __m256d log1p_unit_pd(__m256d e) {
   const __m256d s = _mm256_div_pd(e, _mm256_add_pd(splat_pd(2.0), e));
   const __m256d t = _mm256_mul_pd(s, s);
   __m256d q = splat_pd(0.029257971153721085);
@@ -254,12 +265,12 @@ inline __m256d log1p_unit_pd(__m256d e) {
 }
 
 // The low and high 4 lanes of 8 floats as doubles, and back.
-inline __m256d low_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
-inline __m256d high_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
-inline __m256 to_ps(__m256d lo, __m256d hi) { return _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo)); }
+MS_BCE_VINLINE __m256d low_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
+MS_BCE_VINLINE __m256d high_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
+MS_BCE_VINLINE __m256 to_ps(__m256d lo, __m256d hi) { return _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo)); }
 
-// Stores m (<= 8) doubles: lanes 0-3 from lo, 4-7 from hi.
-inline void store_n_pd(double *p, __m256d lo, __m256d hi, int64_t m) {
+// Stores m (<= 8) doubles held as two halves of 4.
+MS_BCE_VINLINE void store_pd_n(double *p, __m256d lo, __m256d hi, int64_t m) {
   if (m == kLanes) {
     _mm256_storeu_pd(p, lo);
     _mm256_storeu_pd(p + 4, hi);
@@ -271,8 +282,18 @@ inline void store_n_pd(double *p, __m256d lo, __m256d hi, int64_t m) {
   for (int64_t i = 0; i < m; ++i) p[i] = buf[i];
 }
 
+// dst[i] = store_as<T>(src[i]) for i < n (rounded to float32, then to T, as
+// the scalar path): full-size weight/pos_weight gradients leaving their
+// double contributions.
+template <class T>
+inline void store_doubles(T *dst, const double *src, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) store(dst + i, to_ps(_mm256_loadu_pd(src + i), _mm256_loadu_pd(src + i + 4)));
+  for (; i < n; ++i) dst[i] = store_as<T>(src[i]);
+}
+
 // Double lanes [0, m) of the low (first) and high (second) halves of 8.
-inline __m256d lane_mask_pd(int64_t m, bool high) {
+MS_BCE_VINLINE __m256d lane_mask_pd(int64_t m, bool high) {
   const double base = high ? 4.0 : 0.0;
   return _mm256_cmp_pd(_mm256_setr_pd(base, base + 1, base + 2, base + 3), splat_pd(static_cast<double>(m)),
                        _CMP_LT_OQ);
@@ -281,7 +302,7 @@ inline __m256d lane_mask_pd(int64_t m, bool high) {
 // log(a) of 4 doubles, a > 0 finite (subnormal doubles do not occur: a comes
 // from float32).  a = 2^k m, m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s),
 // s = (m - 1)/(m + 1), |s| <= 0.1716, series to s^15 (error < 2^-44).
-inline __m256d log_pd(__m256d a) {
+MS_BCE_VINLINE __m256d log_pd(__m256d a) {
   const __m256i bits = _mm256_castpd_si256(a);
   // exponent and mantissa in [1, 2)
   __m256i k = _mm256_sub_epi64(_mm256_srli_epi64(bits, 52), _mm256_set1_epi64x(1023));
@@ -310,7 +331,7 @@ inline __m256d log_pd(__m256d a) {
 // log(a) for 8 float lanes, a >= 0 or NaN, evaluated in double and rounded
 // once: correctly rounded but in rare near-halfway cases; log(0) = -inf,
 // log(negative) = NaN, log(inf) = inf, NaN passes.
-inline __m256 log_via_double(__m256 a) {
+MS_BCE_VINLINE __m256 log_via_double(__m256 a) {
   const __m256d lo = log_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)));
   const __m256d hi = log_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
   __m256 r = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));

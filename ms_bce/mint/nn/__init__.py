@@ -14,6 +14,15 @@ class BCEWithLogitsLoss(_LossCell):
     :class:`mindspore.mint.nn.BCEWithLogitsLoss`; the computation is that of
     :func:`ms_bce.ops.binary_cross_entropy_with_logits`.
 
+    With :math:`X` = `input`, :math:`Y` = `target`, :math:`W` = `weight` and :math:`P` = `pos_weight`
+    (each 1 when not given), broadcast to the shape of `input`:
+
+    .. math::
+        L = W \left[ (1 - Y)\,\mathrm{softplus}(X) + P\,Y\,\mathrm{softplus}(-X) \right]
+
+    ``'none'`` returns :math:`L`, ``'mean'`` :math:`\sum L / N` (:math:`N` the number of
+    elements, not the sum of the weights), ``'sum'`` :math:`\sum L`.
+
     Args:
         weight (Tensor, optional): Rescaling weight, broadcastable to the input's shape.
             Default: ``None``.
@@ -63,6 +72,14 @@ class BCELoss(_LossCell):
     Mirrors :class:`mindspore.mint.nn.BCELoss`; the computation, gradients and errors are
     those of :func:`ms_bce.ops.binary_cross_entropy`, with bfloat16 accepted as well (as
     mint documents; MindSpore's CPU kernel has none).
+
+    With :math:`p` = `input`, :math:`Y` = `target`, :math:`W` = `weight` (1 when not given,
+    broadcast to the shape of `input`) and :math:`\epsilon = 10^{-12}`:
+
+    .. math::
+        L = -W \left[ Y \log(p + \epsilon) + (1 - Y) \log((1 - p) + \epsilon) \right]
+
+    ``'none'`` returns :math:`L`, ``'mean'`` :math:`\sum L / N`, ``'sum'`` :math:`\sum L`.
 
     Args:
         weight (Tensor, optional): Rescaling weight of the input's dtype, broadcastable to

@@ -15,6 +15,15 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
     comes before `pos_weight`. Same computation, gradients, dtypes (float16, float32,
     bfloat16) and errors as that function.
 
+    With :math:`X` = `input`, :math:`Y` = `target`, :math:`W` = `weight` and :math:`P` = `pos_weight`
+    (each 1 when not given), broadcast to the shape of `input`:
+
+    .. math::
+        L = W \left[ (1 - Y)\,\mathrm{softplus}(X) + P\,Y\,\mathrm{softplus}(-X) \right]
+
+    ``'none'`` returns :math:`L`, ``'mean'`` :math:`\sum L / N` (:math:`N` the number of
+    elements, not the sum of the weights), ``'sum'`` :math:`\sum L`.
+
     Args:
         input (Tensor): Logits, any shape.
         target (Tensor): Targets, the shape of `input`.
@@ -23,7 +32,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
         pos_weight (Tensor, optional): Broadcastable to the shape of `input`. Default: ``None``.
 
     Returns:
-        Tensor with the dtype of `input`: its shape for ``'none'``, else 0-d.
+        Tensor with the dtype of `input`, of its shape for ``'none'``, else 0-d.
 
     Raises:
         TypeError: If `input`, `target`, `weight` or `pos_weight` is not a Tensor, or its
@@ -58,6 +67,14 @@ def binary_cross_entropy(input, target, weight=None, reduction='mean'):
     :math:`\epsilon = 10^{-12}` inside each logarithm), gradients, dtypes (float16,
     float32) and errors are those of :func:`ms_bce.ops.binary_cross_entropy`.
 
+    With :math:`p` = `input`, :math:`Y` = `target`, :math:`W` = `weight` (1 when not given,
+    broadcast to the shape of `input`) and :math:`\epsilon = 10^{-12}`:
+
+    .. math::
+        L = -W \left[ Y \log(p + \epsilon) + (1 - Y) \log((1 - p) + \epsilon) \right]
+
+    ``'none'`` returns :math:`L`, ``'mean'`` :math:`\sum L / N`, ``'sum'`` :math:`\sum L`.
+
     Args:
         input (Tensor): Probabilities, any shape; float16 or float32.
         target (Tensor): Targets, the shape and dtype of `input`.
@@ -66,7 +83,7 @@ def binary_cross_entropy(input, target, weight=None, reduction='mean'):
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
 
     Returns:
-        Tensor with the dtype of `input`: its shape for ``'none'``, else 0-d.
+        Tensor with the dtype of `input`, of its shape for ``'none'``, else 0-d.
 
     Raises:
         TypeError: If `input`, `target` or `weight` is not a Tensor, or its dtype is neither

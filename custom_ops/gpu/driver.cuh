@@ -1,0 +1,361 @@
+// The entry points of the GPU library, written once over a Backend that runs
+// two kinds of parallel loop:
+//   be.elementwise(n, fn)          fn(i, acc) for every i in [0, n)
+//   be.reduce<K>(plan, src, sink)  the ReducePlan's threads and block trees
+// CudaBackend (cuda_backend.cuh) launches them as kernels on MindSpore's
+// stream; HostBackend (host_backend.h) runs the very same functors and index
+// arithmetic in plain loops, so that the test suite can check everything but
+// the launch itself on a machine without a GPU.
+//
+// Operand layout, checks and status codes: ../common/aot_abi.h.
+#ifndef MS_BCE_GPU_DRIVER_CUH_
+#define MS_BCE_GPU_DRIVER_CUH_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <type_traits>
+
+#include "../common/aot_abi.h"
+#include "bce_math.cuh"
+#include "indexing.cuh"
+
+namespace ms_bce {
+namespace gpu {
+
+// ------------------------------------------------------------ functors ---
+
+// The operands of one call: x, y contiguous; w, p read in place through
+// the broadcast layout.
+template <class T, bool HW, bool HP>
+struct Operands {
+  const T *x, *y, *w, *p;
+  OperandLayout layout;
+
+  MS_BCE_HD void load(int64_t i, double *xv, double *yv, double *wv, double *pv) const {
+    *xv = to_float(x[i]);
+    *yv = to_float(y[i]);
+    *wv = 1.0;
+    *pv = 1.0;
+    if constexpr (HW || HP) {
+      int64_t off[kMaxOperands];
+      layout.offsets(i, off);
+      if (HW) *wv = to_float(w[off[0]]);
+      if (HP) *pv = to_float(p[off[HW ? 1 : 0]]);
+    }
+  }
+};
+
+// forward, 'none': out[i] = L(i)
+template <class Loss, class T, bool HW, bool HP>
+struct ForwardElementwise {
+  Operands<T, HW, HP> in;
+  T *out;
+  MS_BCE_HD void operator()(int64_t i, double * /*acc*/) const {
+    double x, y, w, p;
+    in.load(i, &x, &y, &w, &p);
+    out[i] = store_as<T>(Loss::value(x, y, w, p));
+  }
+};
+
+// forward, 'mean'/'sum': acc += L(i)
+template <class Loss, class T, bool HW, bool HP>
+struct ForwardSum {
+  Operands<T, HW, HP> in;
+  MS_BCE_HD void operator()(int64_t i, double *acc) const {
+    double x, y, w, p;
+    in.load(i, &x, &y, &w, &p);
+    acc[0] += Loss::value(x, y, w, p);
+  }
+};
+
+// backward: writes the element-wise gradients it is given pointers for
+// (dx, dy, and dw/dp of full-size operands, whose offset is i) and adds
+// the broadcast operands' contributions to acc: K = 0 none, K = 1 the one
+// that first_is_w names, K = 2 dw then dp.
+template <class Loss, class T, bool HW, bool HP, int K>
+struct BackwardElement {
+  Operands<T, HW, HP> in;
+  const T *dout;
+  bool per_element_g;  // 'none': G = dout[i]; else G = dout[0] / divisor
+  double divisor;      // numel for 'mean', 1 for 'sum'
+  T *dx, *dy, *dw_full, *dp_full;  // null: not written here
+  bool first_is_w;
+
+  MS_BCE_HD void operator()(int64_t i, double *acc) const {
+    double x, y, w, p;
+    in.load(i, &x, &y, &w, &p);
+    const double g = per_element_g ? static_cast<double>(to_float(dout[i]))
+                                   : static_cast<double>(to_float(dout[0])) / divisor;
+    const Grad gr = Loss::grad(x, y, w, p, g);
+    if (dx) dx[i] = store_as<T>(gr.dx);
+    if (dy) dy[i] = store_as<T>(gr.dy);
+    if (dw_full) dw_full[i] = store_as<T>(gr.dw);
+    if (dp_full) dp_full[i] = store_as<T>(gr.dp);
+    if constexpr (K == 1) acc[0] += first_is_w ? gr.dw : gr.dp;
+    if constexpr (K == 2) {
+      acc[0] += gr.dw;
+      acc[1] += gr.dp;
+    }
+  }
+};
+
+// Where a reduction's sums go: a chunk's partial sums (partial[k] set), or
+// the results, rounded once to T (out[k][o] = sum / divisor).
+template <class T, int K>
+struct ReduceSink {
+  T *out[2];
+  double divisor;
+  double *partial[2];
+  int64_t outputs;
+  MS_BCE_HD void operator()(int64_t o, int64_t chunk, const double *acc) const {
+    for (int k = 0; k < K; ++k) {
+      if (partial[k]) partial[k][chunk * outputs + o] = acc[k];
+      else out[k][o] = store_as<T>(acc[k] / divisor);
+    }
+  }
+};
+
+// The second pass reads the partial sums back.
+template <int K>
+struct PartialSource {
+  const double *partial[2];
+  MS_BCE_HD void operator()(int64_t i, double *acc) const {
+    for (int k = 0; k < K; ++k) acc[k] += partial[k][i];
+  }
+};
+
+// -------------------------------------------------------------- driver ---
+
+// Scratch from the backend, released however the call ends.
+template <class Backend>
+struct Scratch {
+  Backend &be;
+  void *ptr = nullptr;
+  explicit Scratch(Backend &b) : be(b) {}
+  ~Scratch() {
+    if (ptr) be.release(ptr);
+  }
+  Scratch(const Scratch &) = delete;
+  Scratch &operator=(const Scratch &) = delete;
+};
+
+// A reduction into out[0..K) of T: one pass when the plan has one chunk,
+// else chunk partials (K * chunks * outputs doubles, bounded by the plan:
+// chunks > 1 only when the outputs need fewer than kTargetBlocks blocks)
+// and a second pass that sums them in chunk order.  Deterministic either way.
+template <int K, class T, class Backend, class Src>
+Status run_reduction(Backend &be, const ReducePlan &plan, const Src &src, T *out0, T *out1, double divisor) {
+  ReduceSink<T, K> sink{{out0, out1}, divisor, {nullptr, nullptr}, plan.outputs};
+  if (plan.chunks == 1) return be.template reduce<K>(plan, src, sink);
+  const size_t per = static_cast<size_t>(plan.chunks) * static_cast<size_t>(plan.outputs);
+  Scratch<Backend> scratch(be);
+  if (Status st = be.alloc(K * per * sizeof(double), &scratch.ptr)) return st;
+  double *base = static_cast<double *>(scratch.ptr);
+  ReduceSink<T, K> to_partials{{out0, out1}, divisor, {base, K == 2 ? base + per : nullptr}, plan.outputs};
+  if (Status st = be.template reduce<K>(plan, src, to_partials)) return st;
+  const PartialSource<K> partials{{base, K == 2 ? base + per : nullptr}};
+  return be.template reduce<K>(make_partials_plan(plan.outputs, plan.chunks), partials, sink);
+}
+
+template <class T, bool HW, bool HP>
+Operands<T, HW, HP> make_operands(const Args &a) {
+  const OperandSet ops{HW, HP};
+  const Shape *bcast[kMaxOperands] = {nullptr, nullptr};
+  int n = 0;
+  if (HW) bcast[n++] = &a.shape[ops.weight()];
+  if (HP) bcast[n++] = &a.shape[ops.pos_weight()];
+  Operands<T, HW, HP> in;
+  in.x = static_cast<const T *>(a.params[0]);
+  in.y = static_cast<const T *>(a.params[1]);
+  in.w = HW ? static_cast<const T *>(a.params[ops.weight()]) : nullptr;
+  in.p = HP ? static_cast<const T *>(a.params[ops.pos_weight()]) : nullptr;
+  in.layout = make_operand_layout(a.shape[0], bcast, n);
+  return in;
+}
+
+template <class Loss, class T, bool HW, bool HP, class Backend>
+Status forward(Backend &be, Reduction red, const Args &a) {
+  constexpr int kIn = 2 + HW + HP;
+  const Operands<T, HW, HP> in = make_operands<T, HW, HP>(a);
+  T *out = static_cast<T *>(a.params[kIn]);
+  const int64_t n = a.shape[0].numel;
+  if (red == Reduction::kNone) {
+    return n == 0 ? kOk : be.elementwise(n, ForwardElementwise<Loss, T, HW, HP>{in, out});
+  }
+  const double divisor = red == Reduction::kMean ? static_cast<double>(n) : 1.0;
+  if (n == 0) {
+    const double zero = 0.0;
+    return be.store_one(out, store_as<T>(zero / divisor));  // mean: 0/0 = NaN; sum: 0
+  }
+  const Shape scalar;  // rank 0: sum everything into one output
+  return run_reduction<1>(be, make_reduce_plan(a.shape[0], scalar), ForwardSum<Loss, T, HW, HP>{in}, out,
+                          static_cast<T *>(nullptr), divisor);
+}
+
+template <class Loss, class T, bool HW, bool HP, class Backend>
+Status backward(Backend &be, Direction dir, Reduction red, const Args &a) {
+  constexpr int kIn = 2 + HW + HP;
+  constexpr int kDout = kIn;
+  const OperandSet ops{HW, HP};
+  const bool all = dir == Direction::kBackward;
+  const int64_t n = a.shape[0].numel;
+  // the fused backward writes every gradient; a one-output one, its gradient only
+  auto output = [&](Direction d, int slot) {
+    return all ? static_cast<T *>(a.params[kDout + 1 + slot])
+               : (dir == d ? static_cast<T *>(a.params[kDout + 1]) : nullptr);
+  };
+  T *dx = output(Direction::kBackwardInput, 0);
+  T *dy = output(Direction::kBackwardTarget, 1);
+  T *dw = HW ? output(Direction::kBackwardWeight, 2) : nullptr;
+  T *dp = HP ? output(Direction::kBackwardPosWeight, 2 + HW) : nullptr;
+  const Shape &w_shape = a.shape[ops.weight()];
+  const Shape &p_shape = a.shape[ops.pos_weight()];
+  if (n == 0) {  // empty input: dw and dp (possibly non-empty, e.g. (C,) over (0, C)) are zero
+    if (dw && w_shape.numel > 0) {
+      if (Status st = be.zero(dw, static_cast<size_t>(w_shape.numel) * sizeof(T))) return st;
+    }
+    if (dp && p_shape.numel > 0) {
+      if (Status st = be.zero(dp, static_cast<size_t>(p_shape.numel) * sizeof(T))) return st;
+    }
+    return kOk;
+  }
+  // a broadcast operand's gradient is a reduction; a full-size one is element-wise
+  const bool w_reduced = dw && w_shape.numel < n;
+  const bool p_reduced = dp && p_shape.numel < n;
+
+  BackwardElement<Loss, T, HW, HP, 0> base{make_operands<T, HW, HP>(a),
+                                           static_cast<const T *>(a.params[kDout]),
+                                           red == Reduction::kNone,
+                                           red == Reduction::kMean ? static_cast<double>(n) : 1.0,
+                                           dx, dy, w_reduced ? nullptr : dw, p_reduced ? nullptr : dp, true};
+  if (!w_reduced && !p_reduced) return be.elementwise(n, base);
+
+  auto with_k = [&base](auto k_tag, bool first_is_w) {
+    constexpr int K = decltype(k_tag)::value;
+    BackwardElement<Loss, T, HW, HP, K> e{base.in, base.dout, base.per_element_g, base.divisor,
+                                          base.dx, base.dy, base.dw_full, base.dp_full, first_is_w};
+    return e;
+  };
+  using One = std::integral_constant<int, 1>;
+  using Two = std::integral_constant<int, 2>;
+  // One pass visits every element once: it writes dx, dy (and full-size
+  // gradients) and reduces the first broadcast operand -- both of them when
+  // they are broadcast along the same dimensions.
+  const Shape &first = w_reduced ? w_shape : p_shape;
+  const ReducePlan plan = make_reduce_plan(a.shape[0], first);
+  if (w_reduced && p_reduced && same_broadcast_pattern(a.shape[0], w_shape, p_shape)) {
+    return run_reduction<2>(be, plan, with_k(Two{}, true), dw, dp, 1.0);
+  }
+  if (Status st = run_reduction<1>(be, plan, with_k(One{}, w_reduced), w_reduced ? dw : dp,
+                                   static_cast<T *>(nullptr), 1.0)) {
+    return st;
+  }
+  if (!(w_reduced && p_reduced)) return kOk;
+  // pos_weight broadcast differently from weight: a second pass for dp only
+  BackwardElement<Loss, T, HW, HP, 1> dp_only = with_k(One{}, false);
+  dp_only.dx = dp_only.dy = dp_only.dw_full = dp_only.dp_full = nullptr;
+  return run_reduction<1>(be, make_reduce_plan(a.shape[0], p_shape), dp_only, dp, static_cast<T *>(nullptr), 1.0);
+}
+
+// One entry point: checks everything the ABI promises to check, then runs.
+template <class Loss, bool HW, bool HP, class Backend>
+int run_entry(Backend &be, Direction dir, Reduction red, int nparam, void **params, int *ndims, int64_t **shapes,
+              const char **dtypes) {
+  const OperandSet ops{HW, HP};
+  Args a;
+  if (Status st = read_args(nparam, param_count(dir, ops), params, ndims, shapes, dtypes, &a)) return st;
+  if (Status st = check_call_shapes(dir, red, ops, a.shape)) return st;
+  try {
+    if (Status st = be.check_pointers(a)) return st;
+    switch (a.dtype) {
+      case DType::kFloat32:
+        return dir == Direction::kForward ? forward<Loss, float, HW, HP>(be, red, a)
+                                          : backward<Loss, float, HW, HP>(be, dir, red, a);
+      case DType::kFloat16:
+        return dir == Direction::kForward ? forward<Loss, Half, HW, HP>(be, red, a)
+                                          : backward<Loss, Half, HW, HP>(be, dir, red, a);
+      case DType::kBFloat16:
+        return dir == Direction::kForward ? forward<Loss, BFloat16, HW, HP>(be, red, a)
+                                          : backward<Loss, BFloat16, HW, HP>(be, dir, red, a);
+    }
+    return kBadDtype;
+  } catch (...) {
+    return kInternal;  // nothing may unwind into MindSpore's kernel launcher
+  }
+}
+
+}  // namespace gpu
+}  // namespace ms_bce
+
+// Exports the entry points (and their InferShape functions) of one loss for
+// one reduction and one operand set, named <prefix>_<direction>_<reduction><suffix>,
+// run on Backend (constructed from MindSpore's stream argument).
+#define MS_BCE_GPU_EXPORT_GRADIENT(Backend, Loss, prefix, R, rname, HW, HP, suffix, direction, Dir)            \
+  MS_BCE_AOT_KERNEL(prefix##_##direction##_##rname##suffix) {                                                  \
+    (void)extra;                                                                                               \
+    Backend be(stream);                                                                                        \
+    return ms_bce::gpu::run_entry<Loss, HW, HP>(be, ms_bce::Direction::Dir, ms_bce::Reduction::R, nparam,      \
+                                                params, ndims, shapes, dtypes);                                \
+  }                                                                                                            \
+  MS_BCE_AOT_INFER(prefix##_##direction##_##rname##suffix) {                                                   \
+    (void)extra;                                                                                               \
+    return ms_bce::gradient_infer_shape(Loss::kName, ms_bce::OperandSet{HW, HP}, ms_bce::Direction::Dir, ndims, \
+                                        shapes);                                                               \
+  }
+
+#define MS_BCE_GPU_EXPORT_VARIANT(Backend, Loss, prefix, R, rname, HW, HP, suffix)                                 \
+  MS_BCE_AOT_KERNEL(prefix##_forward_##rname##suffix) {                                                            \
+    (void)extra;                                                                                                   \
+    Backend be(stream);                                                                                            \
+    return ms_bce::gpu::run_entry<Loss, HW, HP>(be, ms_bce::Direction::kForward, ms_bce::Reduction::R, nparam,     \
+                                                params, ndims, shapes, dtypes);                                    \
+  }                                                                                                                \
+  MS_BCE_AOT_INFER(prefix##_forward_##rname##suffix) {                                                             \
+    (void)extra;                                                                                                   \
+    return ms_bce::forward_infer_shape(Loss::kName, ms_bce::Reduction::R, ms_bce::OperandSet{HW, HP}, ndims,       \
+                                       shapes);                                                                    \
+  }                                                                                                                \
+  MS_BCE_AOT_KERNEL(prefix##_backward_##rname##suffix) {                                                           \
+    (void)extra;                                                                                                   \
+    Backend be(stream);                                                                                            \
+    return ms_bce::gpu::run_entry<Loss, HW, HP>(be, ms_bce::Direction::kBackward, ms_bce::Reduction::R, nparam,    \
+                                                params, ndims, shapes, dtypes);                                    \
+  }                                                                                                                \
+  MS_BCE_AOT_INFER_MULTI(prefix##_backward_##rname##suffix) {                                                      \
+    (void)extra;                                                                                                   \
+    return ms_bce::backward_infer_shape(Loss::kName, ms_bce::OperandSet{HW, HP}, ndims, shapes);                   \
+  }                                                                                                                \
+  MS_BCE_GPU_EXPORT_GRADIENT(Backend, Loss, prefix, R, rname, HW, HP, suffix, backward_input, kBackwardInput)    \
+  MS_BCE_GPU_EXPORT_GRADIENT(Backend, Loss, prefix, R, rname, HW, HP, suffix, backward_target, kBackwardTarget)
+
+#define MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, Loss, prefix, HW, HP, suffix)     \
+  MS_BCE_GPU_EXPORT_VARIANT(Backend, Loss, prefix, kNone, none, HW, HP, suffix) \
+  MS_BCE_GPU_EXPORT_VARIANT(Backend, Loss, prefix, kMean, mean, HW, HP, suffix) \
+  MS_BCE_GPU_EXPORT_VARIANT(Backend, Loss, prefix, kSum, sum, HW, HP, suffix)
+
+// The weight's / pos_weight's one-output gradients, for the operand sets that have them.
+#define MS_BCE_GPU_EXPORT_ONE_GRADIENT(Backend, Loss, prefix, HW, HP, suffix, direction, Dir)              \
+  MS_BCE_GPU_EXPORT_GRADIENT(Backend, Loss, prefix, kNone, none, HW, HP, suffix, direction, Dir)           \
+  MS_BCE_GPU_EXPORT_GRADIENT(Backend, Loss, prefix, kMean, mean, HW, HP, suffix, direction, Dir)           \
+  MS_BCE_GPU_EXPORT_GRADIENT(Backend, Loss, prefix, kSum, sum, HW, HP, suffix, direction, Dir)
+#define MS_BCE_GPU_EXPORT_WEIGHT_GRADIENTS(Backend, Loss, prefix, HW, HP, suffix) \
+  MS_BCE_GPU_EXPORT_ONE_GRADIENT(Backend, Loss, prefix, HW, HP, suffix, backward_weight, kBackwardWeight)
+#define MS_BCE_GPU_EXPORT_POS_WEIGHT_GRADIENTS(Backend, Loss, prefix, HW, HP, suffix) \
+  MS_BCE_GPU_EXPORT_ONE_GRADIENT(Backend, Loss, prefix, HW, HP, suffix, backward_pos_weight, kBackwardPosWeight)
+
+// Every entry point of both losses: bce_with_logits with {,_w,_p,_wp}, bce with {,_w}.
+#define MS_BCE_GPU_EXPORT_ALL(Backend)                                                                          \
+  MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, false, false, )          \
+  MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, true, false, _w)         \
+  MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, false, true, _p)         \
+  MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, true, true, _wp)         \
+  MS_BCE_GPU_EXPORT_WEIGHT_GRADIENTS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, true, false, _w)   \
+  MS_BCE_GPU_EXPORT_WEIGHT_GRADIENTS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, true, true, _wp)   \
+  MS_BCE_GPU_EXPORT_POS_WEIGHT_GRADIENTS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, false, true, _p) \
+  MS_BCE_GPU_EXPORT_POS_WEIGHT_GRADIENTS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, true, true, _wp) \
+  MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, ms_bce::gpu::Bce, bce, false, false, )                                \
+  MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, ms_bce::gpu::Bce, bce, true, false, _w)                               \
+  MS_BCE_GPU_EXPORT_WEIGHT_GRADIENTS(Backend, ms_bce::gpu::Bce, bce, true, false, _w)
+
+#endif  // MS_BCE_GPU_DRIVER_CUH_
