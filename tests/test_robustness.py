@@ -19,19 +19,18 @@ from mindspore import Parameter, Tensor
 
 import ms_bce
 from tests import reference as ref
+from tests.apis import BCE_APIS, LOGITS_APIS, loss_fn
 from tests.conftest import FnCell
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-LOGITS_APIS = ["ops.binary_cross_entropy_with_logits", "mint.nn.functional.binary_cross_entropy_with_logits",
-               "ops.BCEWithLogitsLoss", "nn.BCEWithLogitsLoss", "mint.nn.BCEWithLogitsLoss"]
-BCE_APIS = ["ops.binary_cross_entropy", "ops.BinaryCrossEntropy", "mint.nn.functional.binary_cross_entropy",
-            "nn.BCELoss", "mint.nn.BCELoss"]
 
 
 def build(api, w, p, reduction):
-    """The API's loss as a function of (input, target): cells are constructed
-    with weight, pos_weight and reduction (and validate them then)."""
+    """The API's loss as a function of (input, target), weight and pos_weight
+    closed over (graph mode compiles these lambdas: unlike tests.apis.loss_fn's,
+    they take no default arguments, which graph mode cannot evaluate); cells
+    are constructed with weight, pos_weight and reduction (and validate them then)."""
     m = ms_bce
     if api == "ops.binary_cross_entropy_with_logits":
         return lambda x, y: m.ops.binary_cross_entropy_with_logits(x, y, w, p, reduction)
@@ -40,10 +39,6 @@ def build(api, w, p, reduction):
     if api == "ops.BCEWithLogitsLoss":
         op = m.ops.BCEWithLogitsLoss(reduction)
         return lambda x, y: op(x, y, w, p)
-    if api == "nn.BCEWithLogitsLoss":
-        return m.nn.BCEWithLogitsLoss(reduction, w, p)
-    if api == "mint.nn.BCEWithLogitsLoss":
-        return m.mint.nn.BCEWithLogitsLoss(w, reduction, p)
     if api == "ops.binary_cross_entropy":
         return lambda x, y: m.ops.binary_cross_entropy(x, y, w, reduction)
     if api == "ops.BinaryCrossEntropy":
@@ -51,11 +46,7 @@ def build(api, w, p, reduction):
         return lambda x, y: op(x, y, w)
     if api == "mint.nn.functional.binary_cross_entropy":
         return lambda x, y: m.mint.nn.functional.binary_cross_entropy(x, y, w, reduction)
-    if api == "nn.BCELoss":
-        return m.nn.BCELoss(w, reduction)
-    if api == "mint.nn.BCELoss":
-        return m.mint.nn.BCELoss(w, reduction)
-    raise AssertionError(api)
+    return loss_fn(api, w, p, reduction)  # the nn and mint.nn cells
 
 
 def call_in_mode(mode, api, x, y, w, p, reduction):
