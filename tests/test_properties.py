@@ -308,21 +308,21 @@ def amul(*factors):
     return r
 
 
-def indeterminate(value, scale, *multipliers, rel=1e-6):
-    """Elements whose result no float64 reference determines: an infinite
-    multiplier (weight, pos_weight, incoming gradient) times a sum of terms
+def indeterminate(value, scale, *multipliers, rel=1e-6, limit=math.inf):
+    """Elements whose result no float64 reference determines: a sum of terms
     that cancels to within `rel` of the terms' size (out-of-range targets or
-    probabilities of ~1e30 do this).  Exactly, such a product is +-inf or 0
-    depending on digits neither the reference nor the kernel holds (x = 0,
-    y = 1e30, w = inf: the exact loss is inf * log 2, the float64 reference
-    cancels to 0 and gives 0)."""
-    inf = np.zeros(np.shape(value), bool)
-    for m in multipliers:
-        if m is not None:
-            inf = inf | np.isinf(np.broadcast_to(np.asarray(m, np.float64), np.shape(value)))
+    probabilities of ~1e30 do this), multiplied by factors (weight,
+    pos_weight, incoming gradient) that make the terms' size infinite or
+    beyond `limit` (the output dtype's range).  The digits that decide such a
+    product are below both the reference's and the kernel's rounding (x = 0,
+    y = 1e30, w = inf: exactly inf * log 2, the float64 reference cancels to
+    0 and gives 0; y = 2.4e25, w = 1e30: exactly 6.9e29, the reference 0, a
+    kernel rounding residual times 1e30 overflows bfloat16)."""
     with np.errstate(invalid="ignore", over="ignore"):
+        size = amul(scale, *[np.broadcast_to(np.asarray(m, np.float64), np.shape(value))
+                             for m in multipliers if m is not None])
         cancels = np.isfinite(scale) & (np.abs(value) <= rel * np.abs(scale))
-    return inf & cancels
+        return cancels & (size > limit)
 
 
 def sum_scale(scale, reduction, n):
@@ -362,7 +362,7 @@ def logits_scales(x, y, w, p, g, reduction):
     return loss, dx, dy, dw, dp
 
 
-def logits_indeterminate(x, y, w, p, g):
+def logits_indeterminate(x, y, w, p, g, dtype):
     """`indeterminate` masks (elementwise, x's shape) of the loss, dX, dY and
     dW: each output's bracket of terms, and the infinite factors outside it."""
     wb = np.broadcast_to(1.0 if w is None else w, x.shape)
@@ -378,8 +378,9 @@ def logits_indeterminate(x, y, w, p, g):
         sb = amul(omy, sig_pos) + amul(pb, y, sig_neg)
         c = ref.mul0(pb, sp_neg) - sp_pos
         sc = amul(pb, sp_neg) + np.abs(sp_pos)
-    return (indeterminate(u, su, wb, rel=1e-5), indeterminate(b, sb, gb, wb, rel=1e-5),
-            indeterminate(c, sc, gb, wb, rel=1e-5), indeterminate(u, su, gb, rel=1e-5))
+    lim = DTYPE_MAX[dtype]
+    return (indeterminate(u, su, wb, rel=1e-5, limit=lim), indeterminate(b, sb, gb, wb, rel=1e-5, limit=lim),
+            indeterminate(c, sc, gb, wb, rel=1e-5, limit=lim), indeterminate(u, su, gb, rel=1e-5, limit=lim))
 
 
 # --------------------------------------------------------- BCE reference ---
@@ -444,7 +445,7 @@ def bce_expected(p, y, w, g):
     return pick("loss", fwd_exc), pick("dx", dx_exc), pick("dy", dy_exc), pick("dw", dw_exc), fwd_exc
 
 
-def bce_indeterminate(p, y, w, g):
+def bce_indeterminate(p, y, w, g, dtype):
     """`indeterminate` masks of the loss, dP, dY and dW (see logits_indeterminate):
     MindSpore's rule evaluated in float32 cancels to within ~1e-7 of its terms."""
     t = bce_terms(p, y, w, g, np.float64)
@@ -454,8 +455,9 @@ def bce_indeterminate(p, y, w, g):
         sll = np.abs(t["t1"]) + np.abs(t["t2"])
         sd = np.abs(t["t3"]) + np.abs(t["t4"])
         sdl = np.abs(la) + np.abs(lb)
-    return (indeterminate(t["ll"], sll, w, rel=1e-5), indeterminate(t["d"], sd, g, w, rel=1e-5),
-            indeterminate(t["dl"], sdl, g, w, rel=1e-5), indeterminate(t["ll"], sll, g, rel=1e-5))
+    lim = DTYPE_MAX[dtype]
+    return (indeterminate(t["ll"], sll, w, rel=1e-5, limit=lim), indeterminate(t["d"], sd, g, w, rel=1e-5, limit=lim),
+            indeterminate(t["dl"], sdl, g, w, rel=1e-5, limit=lim), indeterminate(t["ll"], sll, g, rel=1e-5, limit=lim))
 
 
 def bce_scales(p, y, w, g):
@@ -488,7 +490,7 @@ def check_logits(api, reduction, shapes, dtypes, arrays, path, threads, grads=Tr
     expected = ref.bce_with_logits(x, y, w, p, reduction)
     n = int(np.prod(x_shape))
     scales = logits_scales(x, y, w, p, 1.0, "none")
-    skip_loss = logits_indeterminate(x, y, w, p, 1.0)[0]
+    skip_loss = logits_indeterminate(x, y, w, p, 1.0, out_dtype)[0]
     if reduction == "none":
         check_close(to_f64(out), expected, out_dtype, elementwise_tol(scales[0], out_dtype), "loss", skip_loss)
     else:
@@ -502,7 +504,8 @@ def check_logits(api, reduction, shapes, dtypes, arrays, path, threads, grads=Tr
     got = gradients(api, reduction, tx, ty, tw, tp, tg)
     want = ref.bce_with_logits_grads(x, y, w, p, reduction, g)
     s = logits_scales(x, y, w, p, g, reduction)
-    skips = logits_indeterminate(x, y, w, p, ref.incoming_grad(g, x_shape, reduction)) + (np.zeros(x_shape, bool),)
+    skips = logits_indeterminate(x, y, w, p, ref.incoming_grad(g, x_shape, reduction), out_dtype) + (
+        np.zeros(x_shape, bool),)
     for k, (name, t) in enumerate(zip(("dx", "dy", "dw", "dp"), (tx, ty, tw, tp))):
         if t is None:
             assert got[k] is None
@@ -529,7 +532,7 @@ def check_bce(api, reduction, shapes, dtype, arrays, path, threads, grads=True):
     sl = bce_scales(p, y, wb, np.ones(x_shape))
     if exc.any():
         note(f"float32-exceptional elements: {int(exc.sum())}")
-    skip_loss = bce_indeterminate(p, y, wb, np.ones(x_shape))[0]
+    skip_loss = bce_indeterminate(p, y, wb, np.ones(x_shape), dtype)[0]
     if reduction == "none":
         check_close(to_f64(out), loss, dtype, elementwise_tol(sl[0], dtype), "loss", skip_loss)
     else:
@@ -547,7 +550,7 @@ def check_bce(api, reduction, shapes, dtype, arrays, path, threads, grads=True):
     got = gradients(api, reduction, tx, ty, tw, None, tg)
     _, dx, dy, dw, _ = bce_expected(p, y, wb, gk)
     s = bce_scales(p, y, wb, gk)
-    skips = bce_indeterminate(p, y, wb, gk)
+    skips = bce_indeterminate(p, y, wb, gk, dtype)
     check_close(got[0], dx, dtype, elementwise_tol(s[1], dtype), "dp", skips[1])
     check_close(got[1], dy, dtype, elementwise_tol(s[2], dtype), "dy", skips[2])
     if tw is not None and not skips[3].any():  # a sum over broadcast dimensions: indeterminate if any term is
@@ -812,7 +815,7 @@ def test_graph_mode_matches_reference(case, reduction, family, path):
         scale = logits_scales(x, y, w, p, 1.0, "none")[0]
         want_dx = ref.bce_with_logits_grads(x, y, w, p, reduction, 1.0)[0]
         dx_scale = logits_scales(x, y, w, p, 1.0, reduction)[1]
-        skips = logits_indeterminate(x, y, w, p, ref.incoming_grad(1.0, x_shape, reduction))
+        skips = logits_indeterminate(x, y, w, p, ref.incoming_grad(1.0, x_shape, reduction), dt)
     else:
         wb = np.broadcast_to(1.0 if w is None else w, x_shape)
         gk = np.full(x_shape, np.float32(1.0 / n) if reduction == "mean" and n else 1.0)
@@ -822,7 +825,7 @@ def test_graph_mode_matches_reference(case, reduction, family, path):
                                                          (np.sum(loss) / n if n else np.nan))
         scale = bce_scales(x, y, wb, gk)[0]
         dx_scale = bce_scales(x, y, wb, gk)[1]
-        skips = bce_indeterminate(x, y, wb, gk)
+        skips = bce_indeterminate(x, y, wb, gk, dt)
     if reduction == "none":
         check_close(out, expected, dt, elementwise_tol(scale, dt), "graph loss", skips[0])
     else:
