@@ -50,7 +50,7 @@ if PROFILE not in ("quick", "long"):
 EXAMPLES = {
     "logits": {"quick": 250, "long": 42000},
     "bce": {"quick": 200, "long": 32000},
-    "invalid": {"quick": 200, "long": 26000},
+    "invalid": {"quick": 200, "long": 27000},
     "chunked": {"quick": 3, "long": 400},
     "graph": {"quick": 4, "long": 300},
 }
