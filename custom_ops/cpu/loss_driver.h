@@ -406,6 +406,21 @@ inline void fold_periodic(const OperandInfo &info, ChunkGradient *g) {
   g->sum.swap(folded);
 }
 
+// The segment of flat indices [f0, min(f0 + kSegment, end)) with its inputs
+// set: x, y, and weight/pos_weight (wv/pv; their own storage where full-size
+// on the vector path, else the views' float32 values).
+template <class T, bool HW, bool HP>
+Segment<T> segment_operands(const T *x, const T *y, std::optional<OperandView<T>> &wv,
+                            std::optional<OperandView<T>> &pv, int64_t f0, int64_t end, bool vector) {
+  Segment<T> s;
+  s.n = std::min(kSegment, end - f0);
+  s.x = x + f0;
+  s.y = y + f0;
+  if (HW && !(vector && (s.w_native = wv->native(f0)))) s.w = wv->segment(f0, s.n);
+  if (HP && !(vector && (s.p_native = pv->native(f0)))) s.p = pv->segment(f0, s.n);
+  return s;
+}
+
 // ----------------------------------------------------------------- chunks ---
 
 // Work is split into chunks that depend only on the sizes: at least
@@ -485,12 +500,7 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
         if (HW) wv.emplace(static_cast<const T *>(params[Operands<HW, HP>::kWeight]), wi);
         if (HP) pv.emplace(static_cast<const T *>(params[Operands<HW, HP>::kPosWeight]), pi);
         for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
-          Segment<T> s;
-          s.n = std::min(kSegment, end - f0);
-          s.x = x + f0;
-          s.y = y + f0;
-          if (HW && !(vector && (s.w_native = wv->native(f0)))) s.w = wv->segment(f0, s.n);
-          if (HP && !(vector && (s.p_native = pv->native(f0)))) s.p = pv->segment(f0, s.n);
+          Segment<T> s = segment_operands<T, HW, HP>(x, y, wv, pv, f0, end, vector);
           if (R == Reduction::kNone) s.out = out + f0;
           else s.sum = &partial[c];
           s.precise = R != Reduction::kNone && n <= kChunkMin;
@@ -563,12 +573,7 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
         if (!psum.empty()) psum[c] = chunk_gradient(pi, begin, end);
         double cw[kSegment], cp[kSegment];
         for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
-          Segment<T> s;
-          s.n = std::min(kSegment, end - f0);
-          s.x = x + f0;
-          s.y = y + f0;
-          if (HW && !(vector && (s.w_native = wv->native(f0)))) s.w = wv->segment(f0, s.n);
-          if (HP && !(vector && (s.p_native = pv->native(f0)))) s.p = pv->segment(f0, s.n);
+          Segment<T> s = segment_operands<T, HW, HP>(x, y, wv, pv, f0, end, vector);
           if (R == Reduction::kNone) s.g = dout + f0;
           s.g_scalar = g_all;
           if (dx) s.dx = dx + f0;
