@@ -273,11 +273,14 @@ setup(
     install_requires=["mindspore==2.10.0", "numpy<2"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6"],
-        "docs": ["sphinx>=7", "myst-parser>=2"],
+        # MathJax from a package (formulas render offline), the theme, copy buttons on examples
+        "docs": ["sphinx>=7", "myst-parser>=2", "sphinx-mathjax-offline>=0.0.2,<1", "pydata-sphinx-theme>=0.16,<1",
+                 "sphinx-copybutton>=0.5,<1"],
         # the benchmark's plot (python -m ms_bce.bench; PyTorch is compared when installed)
         "bench": ["matplotlib>=3"],
         # everything the README's test command needs (it builds the docs), and `python -m build`
-        "dev": ["pytest>=7", "hypothesis>=6", "sphinx>=7", "myst-parser>=2", "build>=1"],
+        "dev": ["pytest>=7", "hypothesis>=6", "sphinx>=7", "myst-parser>=2", "sphinx-mathjax-offline>=0.0.2,<1",
+                "pydata-sphinx-theme>=0.16,<1", "sphinx-copybutton>=0.5,<1", "build>=1"],
     },
     ext_modules=[
         KernelLibrary("ms_bce._lib.libms_bce_cpu", _rel("custom_ops/cpu/*.cc"), _rel("custom_ops/cpu/*.h")),

@@ -9,6 +9,12 @@ The API pages take signatures and text from the docstrings (MindSpore's
 section names: Args, Inputs, Outputs, Raises, Supported Platforms, Examples);
 every ``>>>`` example on the pages and in the docstrings runs as a doctest in
 the test command.
+
+The site needs no network: MathJax comes from the sphinx-mathjax-offline package
+(copied into _static/mathjax), and the theme (pydata-sphinx-theme) and the examples'
+copy button (sphinx-copybutton) ship their files; tests/test_docs.py checks that no
+page loads anything from the network and, with a headless Chromium, that the
+formulas render.
 """
 import doctest
 import importlib.util
@@ -37,8 +43,12 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    # MathJax 3.2.2 from the pip package, copied into _static/mathjax: the formulas
+    # render with no network (Sphinx's default loads MathJax from a CDN)
+    "sphinx-mathjax-offline",
     "sphinx.ext.doctest",
     "myst_parser",
+    "sphinx_copybutton",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
@@ -79,6 +89,25 @@ def setup(app):
     app.connect("autodoc-process-signature", _cell_signature)
 
 
-html_theme = "alabaster"
+# pydata-sphinx-theme: the theme of NumPy's, SciPy's, pandas' and Matplotlib's references,
+# whose page-per-function API layout ours follows; it ships its fonts and icons
+# (no page loads anything from the network, tests/test_docs.py checks)
+html_theme = "pydata_sphinx_theme"
 html_title = f"ms_bce {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["ms_bce.css"]
+html_theme_options = {
+    "navigation_with_keys": False,
+    "header_links_before_dropdown": 3,
+    "navbar_align": "left",
+    "show_toc_level": 2,
+}
+# the left sidebar lists a section's pages: only the API reference has any, so the
+# top-level pages (docs/*.rst, docs/*.md) go without it
+html_sidebars = {os.path.splitext(name)[0]: [] for name in sorted(os.listdir(os.path.dirname(__file__)))
+                 if name.endswith((".rst", ".md"))}
+
+# the copy button leaves out the prompts and the output of the examples
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True

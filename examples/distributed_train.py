@@ -2,7 +2,7 @@
 
 Trains a small multi-label classifier for a few steps in graph mode with
 ``ms_bce.nn.BCEWithLogitsLoss`` (with a per-class ``pos_weight``) and plain SGD,
-the whole batch split evenly between the workers, and saves each worker's final
+the whole batch split between the workers, and saves each worker's final
 parameters to ``<out>/rank_<r>.npz``.  Launched on one machine with two CPU
 workers over loopback:
 
@@ -18,6 +18,26 @@ half of the batch, and a digest of its final parameters: the digests are equal.
 ``gradients_mean=True`` the averaged gradient of the equal halves is the
 gradient of the whole batch, so every rank must end with these parameters (to
 float32 rounding).  ``tests/test_distributed.py`` runs both and compares.
+
+Across machines, start one ``msrun`` per host, every one with the total
+``--worker_num``, its own ``--local_worker_num`` and ``--node_rank``, and the
+first host's address as ``--master_addr`` (that host also runs the scheduler):
+
+    host A:  msrun --worker_num=8 --local_worker_num=4 --node_rank=0 --master_addr=<A> \\
+                 --master_port=8118 --join=True --log_dir=msrun_logs examples/distributed_train.py --out dist_out
+    host B:  the same with --node_rank=1
+
+(each host's ``--out`` then holds its own ranks' files).
+
+``--uneven`` gives the ranks shards of different sizes (in proportion
+1 : 2 : ... : workers).  Then each rank's ``'mean'`` divides by its own shard's
+element count, and averaging those gradients is not the gradient of the whole
+batch's mean.  The exact recipe, for shards of any size: each rank's loss is the
+``'sum'`` over its shard divided by the whole batch's element count (which every
+rank knows), and the gradients are summed across ranks, ``gradients_mean=False``.
+The ranks' losses then add up to the whole batch's, and the parameters again
+equal ``--single``'s.  ``--uneven --naive`` keeps per-rank ``'mean'`` and
+``gradients_mean=True`` on the uneven shards, to show that it does not.
 
 ``--loss builtin`` writes the loss as MindSpore's own ``nn.BCEWithLogitsLoss``;
 with ``--patch`` the script first calls ``ms_bce.patch()``, so that same line
@@ -76,24 +96,43 @@ class Classifier(nn.Cell):
 
 
 class WithLoss(nn.Cell):
-    def __init__(self, net, loss):
+    """The loss of the network's logits, divided by `denominator` (1 for
+    reduction 'mean'; the whole batch's element count for 'sum' on a shard)."""
+
+    def __init__(self, net, loss, denominator=1.0):
         super().__init__()
         self.net = net
         self.loss = loss
+        self.denominator = denominator
 
     def construct(self, x, y):
-        return self.loss(self.net(x), y)
+        return self.loss(self.net(x), y) / self.denominator
 
 
-def train(x, y, pos_weight, steps, seed, loss_name="ms_bce"):
+def shard(rank, size, uneven):
+    """The rows [start, stop) of the whole batch that `rank` of `size` trains
+    on: equal parts, or with `uneven` parts in proportion 1 : 2 : ... : size."""
+    if not uneven:
+        if N_EXAMPLES % size:
+            raise SystemExit(f"{N_EXAMPLES} examples do not split evenly between {size} workers")
+        return rank * N_EXAMPLES // size, (rank + 1) * N_EXAMPLES // size
+    triangle = size * (size + 1)  # twice 1 + 2 + ... + size
+    start, stop = N_EXAMPLES * rank * (rank + 1) // triangle, N_EXAMPLES * (rank + 1) * (rank + 2) // triangle
+    if start == stop:
+        raise SystemExit(f"{N_EXAMPLES} examples are too few for uneven shards on {size} workers")
+    return start, stop
+
+
+def train(x, y, pos_weight, steps, seed, loss_name="ms_bce", reduction="mean", denominator=1.0):
     """`steps` SGD steps on (x, y) in the current parallel context; returns
     the network, the loss of each step (this worker's rows) and the loss cell."""
     net = Classifier(seed)
     if loss_name == "builtin":  # MindSpore's name: ms_bce's class once ms_bce.patch() ran
-        loss = nn.BCEWithLogitsLoss(pos_weight=Tensor(pos_weight))
+        loss = nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=Tensor(pos_weight))
     else:
-        loss = ms_bce.nn.BCEWithLogitsLoss(pos_weight=Tensor(pos_weight))
-    step = nn.TrainOneStepCell(WithLoss(net, loss), nn.SGD(net.trainable_params(), learning_rate=LEARNING_RATE))
+        loss = ms_bce.nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=Tensor(pos_weight))
+    step = nn.TrainOneStepCell(WithLoss(net, loss, denominator),
+                               nn.SGD(net.trainable_params(), learning_rate=LEARNING_RATE))
     step.set_train()
     xs, ys = Tensor(x), Tensor(y)
     losses = [float(step(xs, ys).asnumpy()) for _ in range(steps)]
@@ -110,32 +149,48 @@ def main(argv=None):
     parser.add_argument("--loss", choices=("ms_bce", "builtin"), default="ms_bce",
                         help="write the loss as ms_bce.nn.BCEWithLogitsLoss or as mindspore.nn.BCEWithLogitsLoss")
     parser.add_argument("--patch", action="store_true", help="call ms_bce.patch() first")
+    parser.add_argument("--uneven", action="store_true",
+                        help="shards of different sizes, with 'sum' over the whole batch's element count and "
+                             "summed gradients")
+    parser.add_argument("--naive", action="store_true",
+                        help="with --uneven: per-rank 'mean' and gradients_mean=True instead (not the whole "
+                             "batch's gradient)")
     args = parser.parse_args(argv)
+    if args.naive and not args.uneven:
+        parser.error("--naive goes with --uneven")
     if args.patch:
         ms_bce.patch()
 
     ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
     x, y = whole_batch(args.seed)
     pos_weight = pos_weight_of(y)  # from the whole batch, so every worker uses the same one
+    reduction, denominator = "mean", 1.0
     if args.single:
         name = "single"
     else:
         from mindspore.communication import get_group_size, get_rank, init
         init()
         rank, size = get_rank(), get_group_size()
-        if N_EXAMPLES % size:
-            raise SystemExit(f"{N_EXAMPLES} examples do not split evenly between {size} workers")
-        ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
-        rows = slice(rank * N_EXAMPLES // size, (rank + 1) * N_EXAMPLES // size)
-        x, y = x[rows], y[rows]
+        start, stop = shard(rank, size, args.uneven)
+        x, y = x[start:stop], y[start:stop]
         name = f"rank_{rank}"
+        if args.uneven and not args.naive:
+            # Each rank's share of the whole batch's mean: summed over ranks, the
+            # losses and their gradients are the whole batch's mean and its gradient.
+            reduction, denominator = "sum", float(N_EXAMPLES * N_CLASSES)
+            gradients_mean = False
+        else:
+            # Equal shards: the mean of the ranks' means is the whole batch's mean
+            # (with --naive, on unequal shards, it is not).
+            gradients_mean = True
+        ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=gradients_mean)
 
-    net, losses, loss = train(x, y, pos_weight, args.steps, args.seed, args.loss)
+    net, losses, loss = train(x, y, pos_weight, args.steps, args.seed, args.loss, reduction, denominator)
     os.makedirs(args.out, exist_ok=True)
     params = {p.name: p.asnumpy() for p in net.trainable_params()}
     loss_class = f"{type(loss).__module__}.{type(loss).__name__}"
     np.savez(os.path.join(args.out, name + ".npz"), losses=np.array(losses), loss_class=np.array(loss_class),
-             **params)
+             examples=np.array(len(x)), **params)
     # equal digests on every rank: the ranks' parameters are bit-identical
     digest = hashlib.sha256(b"".join(params[k].tobytes() for k in sorted(params))).hexdigest()[:16]
     print(f"[{name}] {len(x)} examples, loss cell {loss_class}, losses {' '.join(f'{v:.5f}' for v in losses)}; "

@@ -1,6 +1,6 @@
 """Loss cells mirroring ``mindspore.nn``: argument order and Cell state only;
 the computation is that of ``ms_bce.ops``."""
-from . import _validate
+from . import _docs, _validate
 from .ops import _LossCell, _logits_loss, _probability_loss
 
 __all__ = ["BCEWithLogitsLoss", "BCELoss"]
@@ -12,6 +12,7 @@ _LOGITS_NAMES = ("input", "target", "weight", "pos_weight")
 _NAMES = ("logits", "labels", "weight", "pos_weight")
 
 
+@_docs.shared_sections
 class BCEWithLogitsLoss(_LossCell):
     r"""
     Binary cross entropy with logits as a loss cell. Mirrors
@@ -42,7 +43,8 @@ class BCEWithLogitsLoss(_LossCell):
         - **target** (Tensor) - The shape of `input`; float16, float32 or bfloat16.
 
     Outputs:
-        Tensor with the dtype of `input`: its shape for ``'none'``, else 0-d.
+        Tensor of the promoted (widest) dtype of the operands: the shape of `input` for
+        ``'none'``, else 0-d.
 
     Raises:
         TypeError: If `reduction` is not a str, `weight` or `pos_weight` is neither a Tensor
@@ -53,7 +55,7 @@ class BCEWithLogitsLoss(_LossCell):
             can not be broadcast to it.
 
     Supported Platforms:
-        ``CPU``
+        PLATFORMS
 
     Examples:
         >>> import mindspore as ms
@@ -75,6 +77,7 @@ class BCEWithLogitsLoss(_LossCell):
                             self.reduction)
 
 
+@_docs.shared_sections
 class BCELoss(_LossCell):
     r"""
     Binary cross entropy on probabilities as a loss cell. Mirrors
@@ -114,9 +117,12 @@ class BCELoss(_LossCell):
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``.
         ValueError: If the shape of `labels` differs from that of `logits`, or `weight` can
             not be broadcast to it.
+        RuntimeError: If an element of `logits` is outside [0, 1] (NaN excepted: it gives NaN),
+            naming the first such value and its flat index: when the result is read
+            (PyNative) or at the step (graph mode).
 
     Supported Platforms:
-        ``CPU``
+        PLATFORMS
 
     Examples:
         >>> import mindspore as ms

@@ -9,7 +9,7 @@ from mindspore import nn as _ms_nn
 from mindspore import ops as _ms_ops
 from mindspore.ops._primitive_cache import _get_cache_prim
 
-from . import _kernels, _validate
+from . import _docs, _kernels, _validate
 
 __all__ = ["BCEWithLogitsLoss", "binary_cross_entropy_with_logits", "BinaryCrossEntropy", "binary_cross_entropy"]
 
@@ -55,7 +55,8 @@ def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction):
     if pos_weight is not None:
         dtypes = dtypes + (pos_weight.dtype,)
     # Mixed dtypes are computed in the widest one (the casts are MindSpore
-    # ops, so autodiff casts the gradients back); the result has input's dtype.
+    # ops, so autodiff casts the gradients back), and the result has it: the
+    # promotion of PyTorch and of the built-in's mixed-precision case.
     compute = _validate.widest_float(dtypes)
     x = _cast(input, compute)
     y = _cast(target, compute)
@@ -69,9 +70,10 @@ def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction):
         out = op(x, y, _cast(weight, compute))
     else:
         out = op(x, y, _cast(weight, compute), _cast(pos_weight, compute))
-    return _cast(out, input.dtype)
+    return out
 
 
+@_docs.shared_sections
 def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction='mean'):
     r"""
     Binary cross entropy between the sigmoid of `input` (logits) and `target`, computed
@@ -109,8 +111,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
 
     Returns:
-        Tensor with the dtype of `input`, of the shape of `input` for ``'none'``, else 0-d.
-        Operands of different float dtypes are computed in the widest of them.
+        Tensor of the promoted (widest) dtype of the operands (float16 with bfloat16 gives
+        float32), of the shape of `input` for ``'none'``, else 0-d. Operands of different
+        float dtypes are computed in that dtype; each gradient has its operand's own dtype.
 
     Raises:
         TypeError: If `input`, `target`, `weight` or `pos_weight` is not a Tensor.
@@ -121,7 +124,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
         ValueError: If `weight` or `pos_weight` can not be broadcast to the shape of `input`.
 
     Supported Platforms:
-        ``CPU``
+        PLATFORMS
 
     Examples:
         >>> import mindspore
@@ -140,6 +143,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
                         input, target, weight, pos_weight, reduction)
 
 
+@_docs.shared_sections
 class BCEWithLogitsLoss(_ms_nn.Cell):
     r"""
     Binary cross entropy with logits as an operator: constructed once with `reduction`,
@@ -170,7 +174,8 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
         - **pos_weight** (Tensor) - Broadcastable to the shape of `logits`, or ``None``.
 
     Outputs:
-        Tensor with the dtype of `logits`: its shape for ``'none'``, else 0-d.
+        Tensor of the promoted (widest) dtype of the operands: the shape of `logits` for
+        ``'none'``, else 0-d.
 
     Raises:
         TypeError: If `reduction` is not a str, or an input is not a Tensor, or an
@@ -180,7 +185,7 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
             not be broadcast to it.
 
     Supported Platforms:
-        ``CPU``
+        PLATFORMS
 
     Examples:
         >>> import mindspore
@@ -218,6 +223,7 @@ def _probability_loss(op_name, names, allowed, input, target, weight, reduction)
     return op(input, target, weight)
 
 
+@_docs.shared_sections
 def binary_cross_entropy(logits, labels, weight=None, reduction='mean'):
     r"""
     Binary cross entropy between probabilities `logits` and targets `labels`, computed by
@@ -236,8 +242,9 @@ def binary_cross_entropy(logits, labels, weight=None, reduction='mean'):
     the rest are evaluated in double precision, so float16 inputs at :math:`p = 0` or
     :math:`1` give a finite loss (the built-in adds :math:`\epsilon` in float16, where it
     vanishes, and returns inf). PyTorch differs: it clamps each logarithm at -100, so
-    :math:`p = 0, Y = 1` gives 100 there. Probabilities outside :math:`[0, 1]` give NaN
-    (the built-in raises a RuntimeError at the next synchronisation).
+    :math:`p = 0, Y = 1` gives 100 there. A probability outside :math:`[0, 1]` raises a
+    RuntimeError naming the first one and its flat index, as PyTorch and the built-in
+    refuse it; NaN gives NaN.
 
     ``'mean'`` divides the sum by the number of elements (not by the sum of the weights);
     the mean of an empty tensor is NaN and its sum 0. A `weight` that broadcasts is
@@ -268,9 +275,12 @@ def binary_cross_entropy(logits, labels, weight=None, reduction='mean'):
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``.
         ValueError: If the shape of `labels` differs from that of `logits`, or `weight`
             can not be broadcast to it.
+        RuntimeError: If an element of `logits` is outside [0, 1] (NaN excepted: it gives NaN),
+            naming the first such value and its flat index: when the result is read
+            (PyNative) or at the step (graph mode).
 
     Supported Platforms:
-        ``CPU``
+        PLATFORMS
 
     Examples:
         >>> import mindspore
@@ -288,6 +298,7 @@ def binary_cross_entropy(logits, labels, weight=None, reduction='mean'):
                              reduction)
 
 
+@_docs.shared_sections
 class BinaryCrossEntropy(_ms_nn.Cell):
     r"""
     Binary cross entropy on probabilities as an operator: constructed once with
@@ -321,9 +332,12 @@ class BinaryCrossEntropy(_ms_nn.Cell):
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, the
             shape of `labels` differs from that of `logits`, or `weight` can not be
             broadcast to it.
+        RuntimeError: If an element of `logits` is outside [0, 1] (NaN excepted: it gives NaN),
+            naming the first such value and its flat index: when the result is read
+            (PyNative) or at the step (graph mode).
 
     Supported Platforms:
-        ``CPU``
+        PLATFORMS
 
     Examples:
         >>> import mindspore

@@ -11,7 +11,13 @@ import ctypes
 import numpy as np
 
 # custom_ops/cpu/common.h: Status
-OK, BAD_PARAM_COUNT, BAD_DTYPE, BAD_SHAPE, BAD_RANK, NULL_DATA, NO_MEMORY, INTERNAL = range(8)
+OK, BAD_PARAM_COUNT, BAD_DTYPE, BAD_SHAPE, BAD_RANK, NULL_DATA, NO_MEMORY, INTERNAL, OUT_OF_RANGE = range(9)
+
+
+def last_error(lib):
+    """The message of this thread's last OUT_OF_RANGE (ms_bce_last_error)."""
+    lib.ms_bce_last_error.restype = ctypes.c_char_p
+    return lib.ms_bce_last_error().decode()
 
 DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16", np.dtype(np.uint16): "bfloat16"}
 

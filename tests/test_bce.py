@@ -2,6 +2,8 @@
 reduction, broadcast weight and dtype against the float64 reference of
 MindSpore 2.10's rule, its boundaries, all three gradients, agreement with the
 built-in where it is right, and the relation to BCEWithLogitsLoss."""
+import re
+
 import mindspore as ms
 import numpy as np
 import pytest
@@ -154,14 +156,89 @@ def test_float16_stays_finite_at_zero_and_one(mode):
     np.testing.assert_array_equal(out, np.float16([27.631021, 0.0, 27.631021, 0.0]).astype(np.float64))
 
 
-def test_probabilities_outside_unit_interval_give_nan(mode):
-    """log of a negative guarded argument: NaN (the built-in raises a deferred
-    RuntimeError); just below 0, within eps, the guard still holds."""
-    p = np.array([-0.5, 1.5, -1e-6, 1 + 1e-6, np.nan, -1e-13], np.float32)
+def range_message(value, index):
+    return (f"For 'BCELoss', every element of 'logits' must be in [0, 1], but got {value} at index {index}.")
+
+
+def out_of_range_p(shape=(4, 5)):
+    """Probabilities in [0, 1] but for -0.73 at flat index 12 and 1.5 at 17 (and NaN at 3)."""
+    p = np.random.default_rng(7).uniform(0.0, 1.0, shape).astype(np.float32)
+    p.flat[3] = np.nan
+    p.flat[12] = -0.73
+    p.flat[17] = 1.5
+    return p
+
+
+@pytest.mark.parametrize("api", list(APIS))
+@pytest.mark.parametrize("reduction", ref.REDUCTIONS)
+def test_probabilities_outside_unit_interval_raise_naming_the_first(mode, api, reduction):
+    """As PyTorch and the built-in refuse them: a RuntimeError naming the
+    operator, the argument, the first offending value and its flat index, no
+    later than when the result is read (PyNative) and at the step (graph)."""
+    p = out_of_range_p()
+    y = np.random.default_rng(8).random(p.shape)
+    w = to_ms(np.full(5, 0.5))
+    with pytest.raises(RuntimeError, match=re.escape(range_message(-0.73, 12))):
+        to_np(call(APIS[api](w, reduction), to_ms(p), to_ms(y)))
+
+
+@pytest.mark.parametrize("api", list(APIS))
+def test_gradient_of_out_of_range_probabilities_raises(mode, api):
+    """A gradient call refuses them too (the backward kernels check as the forward does)."""
+    p = out_of_range_p()
+    y = np.random.default_rng(8).random(p.shape)
+    with pytest.raises(RuntimeError, match=re.escape(range_message(-0.73, 12))):
+        g = grads(APIS[api](None, "mean"), (0, 1), to_ms(p), to_ms(y))
+        [to_np(t) for t in g]
+
+
+@pytest.mark.parametrize("dtype_name,value", [("float16", "-0.72998047"), ("bfloat16", "-0.73046875")])
+def test_out_of_range_message_shows_the_value_the_kernel_read(mode, dtype_name, value):
+    """16-bit probabilities: the message shows the stored value (shortest float32 text)."""
+    dtype = DTYPES[dtype_name][0]
+    p = out_of_range_p()
+    y = np.ones(p.shape)
+    with pytest.raises(RuntimeError, match=re.escape(range_message(value, 12))):
+        to_np(call(APIS["mint.nn.BCELoss"](None, "sum"), to_ms(p, dtype), to_ms(p * 0 + y, dtype)))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_first_out_of_range_index_does_not_depend_on_threads(threads):
+    """Many chunks (4 * 2^16 elements), offending values in the last chunks: the
+    message names the first in flat order whatever thread finds which."""
+    n = 4 * 2 ** 16 + 5
+    p = np.full(n, 0.25, np.float32)
+    p[n - 1] = -2.0
+    p[3 * 2 ** 16 + 7] = 1.0000001
+    p[2 * 2 ** 16 + 1] = np.nan
+    ms_bce.set_num_threads(threads)
+    try:
+        for reduction in ref.REDUCTIONS:
+            with pytest.raises(RuntimeError, match=re.escape(range_message("1.0000001", 3 * 2 ** 16 + 7))):
+                to_np(ms_bce.ops.binary_cross_entropy(to_ms(p), to_ms(p), None, reduction))
+    finally:
+        ms_bce.set_num_threads(0)
+
+
+def test_nan_and_the_interval_ends_are_accepted(mode):
+    """NaN gives NaN (no error); 0 and 1 themselves are in the domain, and
+    after an error the same operator computes the next call normally."""
+    p = np.array([0.0, 1.0, np.nan, 0.5, 2.0 ** -149, 1 - 2.0 ** -24], np.float32)
     y = np.array([1.0, 0.0, 1.0, 0.0, 1.0, 1.0], np.float32)
     out = to_np(run("ops.binary_cross_entropy", to_ms(p), to_ms(y), None, "none"))
-    np.testing.assert_array_equal(np.isnan(out), [True, True, True, True, True, False])
-    assert_ulps(out[5:], ref.bce(p[5:], y[5:], reduction="none"), ms.float32, 4)
+    np.testing.assert_array_equal(np.isnan(out), [False, False, True, False, False, False])
+    ok = ~np.isnan(p)
+    assert_ulps(out[ok], ref.bce(p[ok], y[ok], reduction="none"), ms.float32, 4)
+
+
+def test_pynative_operator_works_after_an_out_of_range_call():
+    """PyNative keeps no state from the error: the next call computes normally."""
+    loss = ms_bce.nn.BCELoss()
+    with pytest.raises(RuntimeError, match="must be in \\[0, 1\\]"):
+        to_np(loss(to_ms(out_of_range_p()), to_ms(np.ones((4, 5)))))
+    p = np.full((4, 5), 0.25)
+    assert_ulps(to_np(loss(to_ms(p), to_ms(np.ones((4, 5))))), ref.bce(quantize(p, ms.float32), np.ones((4, 5))),
+                ms.float32, 4)
 
 
 def test_targets_outside_unit_interval_follow_formula(mode):

@@ -7,7 +7,7 @@ from mindspore import Tensor
 
 import ms_bce
 from tests import reference as ref
-from tests.conftest import DTYPES, assert_rel, assert_ulps, call, quantize, to_ms, to_np
+from tests.conftest import DTYPES, assert_rel, assert_ulps, call, grads, quantize, to_ms, to_np
 
 # (input shape, weight shape or None, pos_weight shape or None)
 BROADCASTS = [
@@ -215,16 +215,67 @@ def test_zero_dimensional_input(mode):
     assert_ulps(to_np(out), ref.bce_with_logits(0.5, 1.0, reduction="none"), ms.float32, 4)
 
 
-def test_mixed_dtypes_compute_in_widest_and_return_input_dtype(mode):
+# (x, y, weight, pos_weight) dtypes -> the result's: the widest operand's, as PyTorch promotes
+# (float16 with bfloat16 gives float32); None: operand absent
+F16, F32, BF16 = ms.float16, ms.float32, ms.bfloat16
+PROMOTIONS = [
+    ((F16, F32, None, None), F32),
+    ((F32, F16, None, None), F32),
+    ((BF16, F16, None, None), F32),
+    ((F16, F16, None, F32), F32),
+    ((F16, F16, F32, F16), F32),
+    ((BF16, BF16, BF16, None), BF16),
+    ((F16, F16, F16, F16), F16),
+]
+
+
+@pytest.mark.parametrize("dtypes,result", PROMOTIONS)
+def test_mixed_dtypes_compute_in_and_return_the_widest(mode, dtypes, result):
+    x_dt, y_dt, w_dt, p_dt = dtypes
     x, y, w, p = make_inputs(5, (3, 4), (4,), (4,))
-    for x_dtype, y_dtype in ((ms.float16, ms.float32), (ms.float32, ms.float16), (ms.bfloat16, ms.float16)):
-        out = call(ops_functional(to_ms(w, ms.float32), to_ms(p, ms.float16), "none"),
-                   to_ms(x, x_dtype), to_ms(y, y_dtype))
-        assert out.dtype == x_dtype
-        expected = ref.bce_with_logits(quantize(x, x_dtype), quantize(y, y_dtype), quantize(w, ms.float32),
-                                       quantize(p, ms.float16), "none")
-        bar = {ms.float32: 4, ms.float16: 1, ms.bfloat16: 1}[x_dtype]
-        assert_ulps(to_np(out), expected, x_dtype, bar)
+    wt = None if w_dt is None else to_ms(w, w_dt)
+    pt = None if p_dt is None else to_ms(p, p_dt)
+    out = call(ops_functional(wt, pt, "none"), to_ms(x, x_dt), to_ms(y, y_dt))
+    assert out.dtype == result
+    expected = ref.bce_with_logits(quantize(x, x_dt), quantize(y, y_dt), None if w_dt is None else quantize(w, w_dt),
+                                   None if p_dt is None else quantize(p, p_dt), "none")
+    assert_ulps(to_np(out), expected, result, {F32: 4, F16: 1, BF16: 1}[result])
+
+
+@pytest.mark.parametrize("api", list(APIS))
+@pytest.mark.parametrize("reduction", ref.REDUCTIONS)
+def test_amp_float16_logits_with_float32_labels_give_the_builtins_float32_loss(mode, api, reduction):
+    """An AMP model's float16 logits with float32 labels (mindcv's training code):
+    the loss is float32, as MindSpore's built-in and PyTorch return it, and equal
+    to the built-in's value; gradients come back in each operand's own dtype."""
+    x, y, _, _ = make_inputs(9, (6, 5), None, None, soft=False)
+    xt, yt = to_ms(x, F16), to_ms(y, F32)
+    out = call(APIS[api](None, None, reduction), xt, yt)
+
+    def builtin_loss(a, b):
+        return ms.ops.binary_cross_entropy_with_logits(a, b, None, None, reduction)
+    builtin = call(builtin_loss, xt, yt)
+    assert out.dtype == builtin.dtype == F32
+    expected = ref.bce_with_logits(quantize(x, F16), quantize(y, F32), reduction=reduction)
+    assert_ulps(to_np(out), expected, F32, 4)
+    # the built-in's float32 result is good to about 1e-4 relative only (its float16 path)
+    np.testing.assert_allclose(to_np(out), to_np(builtin), rtol=1e-3, atol=1e-6)
+    dx, dy = grads(APIS[api](None, None, "sum"), (0, 1), xt, yt)
+    assert (dx.dtype, dy.dtype) == (F16, F32)
+
+
+def test_float32_logits_with_float16_targets_promote_where_the_builtin_follows_the_target(mode):
+    """The one documented difference: MindSpore's built-in returns the target's
+    dtype (float16 here); ms_bce the widest (float32), as PyTorch."""
+    x, y, _, _ = make_inputs(10, (4, 3), None, None, soft=False)
+    xt, yt = to_ms(x, F32), to_ms(y, F16)
+    ours = call(ops_functional(None, None, "mean"), xt, yt)
+
+    def builtin_loss(a, b):
+        return ms.ops.binary_cross_entropy_with_logits(a, b, None, None, "mean")
+    builtin = call(builtin_loss, xt, yt)
+    assert (ours.dtype, builtin.dtype) == (F32, F16)
+    assert_ulps(to_np(ours), ref.bce_with_logits(quantize(x, F32), quantize(y, F16)), F32, 4)
 
 
 def test_weighted_mean_divides_by_element_count_not_weight_sum(mode):

@@ -2,7 +2,10 @@
 
 Data parallelism: ``examples/distributed_train.py`` launched by ``msrun`` with
 two CPU workers over loopback must end with identical parameters on both
-ranks, equal to a single-process run on the whole batch.  Semi-auto and auto
+ranks, equal to a single-process run on the whole batch: one launch of two
+workers, or two node launches of one worker each (as on two hosts), and with
+shards of unequal size (``'sum'`` over the whole batch's element count, summed
+gradients; per-rank ``'mean'`` averaged is shown to be off).  Semi-auto and auto
 parallelism (sharding by strategy) are refused with a clear error.
 """
 import os
@@ -104,31 +107,85 @@ def log_tails(log_dir, lines=40):
     return "\n".join(parts) or f"(no logs in {log_dir})"
 
 
-def run_msrun(msrun, script, script_args, tmp_path, env, timeout=TIMEOUT_S):
-    """`msrun --worker_num=2 ... script` with a free port and logs under
-    tmp_path, bounded by timeout; returns msrun's output or fails with the
-    tail of every log.  Whatever happens, nothing it started is left running."""
-    log_dir = tmp_path / "msrun_logs"
-    cmd = [msrun, f"--worker_num={WORKERS}", f"--local_worker_num={WORKERS}", "--master_addr=127.0.0.1",
-           f"--master_port={free_port()}", "--join=True", f"--log_dir={log_dir}",
-           f"--cluster_time_out={TIMEOUT_S // 2}", str(script), *script_args]
-    # cwd=tmp_path: whatever MindSpore writes into its working directory goes with tmp_path
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-    timed_out = False
+def msrun_args(log_dir, port, local_workers=WORKERS, node_rank=None):
+    """msrun's options for a job of WORKERS workers with its scheduler on
+    127.0.0.1:port, `local_workers` of them started by this launch (as node
+    `node_rank` of the job, when given), logs in log_dir."""
+    node = [] if node_rank is None else [f"--node_rank={node_rank}"]
+    return [f"--worker_num={WORKERS}", f"--local_worker_num={local_workers}", *node, "--master_addr=127.0.0.1",
+            f"--master_port={port}", "--join=True", f"--log_dir={log_dir}", f"--cluster_time_out={TIMEOUT_S // 2}"]
+
+
+def run_launches(launches, tmp_path, env, timeout=TIMEOUT_S):
+    """Starts the launches (each a (command, log_dir) pair) at once and waits
+    for them all, bounded by timeout; returns each one's output, or fails with
+    the tail of every log once any of them fails or time is up.  Whatever
+    happens, nothing they started is left running."""
+    procs, outputs = [], []
     try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        for index, (cmd, _) in enumerate(launches):
+            # output to a file, not a pipe: a launch not read from must never block on a full pipe.
+            # cwd=tmp_path: whatever MindSpore writes into its working directory goes with tmp_path.
+            outputs.append(tmp_path / f"launch_{index}.out")
+            with open(outputs[-1], "w", encoding="utf-8") as out:
+                procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                              start_new_session=True))
+        deadline = time.monotonic() + timeout
+        while (any(p.poll() is None for p in procs) and not any(p.poll() for p in procs)
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
     finally:
-        kill_launch(proc)
-    if timed_out:
-        output, _ = proc.communicate()
-        pytest.fail(f"msrun did not finish within {timeout} s: {' '.join(cmd)}\n{output[-3000:]}\n"
-                    f"{log_tails(log_dir)}")
-    if proc.returncode != 0:
-        pytest.fail(f"msrun exited with {proc.returncode}: {' '.join(cmd)}\n{output[-3000:]}\n{log_tails(log_dir)}")
-    return output
+        for proc in procs:
+            kill_launch(proc)
+    codes = [p.returncode for p in procs]
+    texts = [path.read_text(encoding="utf-8", errors="replace") for path in outputs]
+    if codes != [0] * len(launches):
+        what = (f"msrun did not finish within {timeout} s" if time.monotonic() >= deadline
+                else f"msrun exited with {', '.join(map(str, codes))}")
+        reports = [f"=== {' '.join(map(str, cmd))}\n(exit {code})\n{text[-3000:]}\n{log_tails(log_dir)}"
+                   for (cmd, log_dir), code, text in zip(launches, codes, texts)]
+        pytest.fail(f"{what}:\n" + "\n".join(reports))
+    return texts
+
+
+def run_msrun(msrun, script, script_args, tmp_path, env, timeout=TIMEOUT_S):
+    """`msrun --worker_num=2 --local_worker_num=2 ... script`: both workers from
+    one launch; returns msrun's output (see run_launches)."""
+    log_dir = tmp_path / "msrun_logs"
+    cmd = [msrun, *msrun_args(log_dir, free_port()), str(script), *script_args]
+    return run_launches([(cmd, log_dir)], tmp_path, env, timeout)[0]
+
+
+# msrun as on a host other than the master's.  msrun starts the scheduler where
+# --master_addr is one of the host's own addresses: on a second host, the first
+# host's address is not, but 127.0.0.1 is local to every launch on this machine,
+# so a second plain msrun would start a second scheduler, which fails to bind
+# the port the first one holds and makes that msrun exit 1 (though its worker
+# trains).  This launcher is msrun with that one answer given as on a second host.
+OTHER_HOST_MSRUN = """\
+import sys
+from mindspore.parallel.cluster.process_entity import _api
+from mindspore.parallel.cluster.run import main
+if not callable(getattr(_api, "_is_local_ip", None)):
+    sys.exit("MindSpore's msrun changed: mindspore.parallel.cluster.process_entity._api._is_local_ip is gone")
+_api._is_local_ip = lambda address: False
+sys.argv[0] = "msrun"
+sys.exit(main())
+"""
+
+
+def run_msrun_two_nodes(msrun, script, script_args, tmp_path, env, timeout=TIMEOUT_S):
+    """Two node launches at once, node_rank 0 and 1 with one worker each
+    (`--worker_num=2 --local_worker_num=1`), one port, logs in node_<n>_logs;
+    node 1 as on another host (OTHER_HOST_MSRUN).  Returns their outputs."""
+    port = free_port()
+    launches = []
+    for node in range(WORKERS):
+        log_dir = tmp_path / f"node_{node}_logs"
+        launcher = [msrun] if node == 0 else [sys.executable, "-c", OTHER_HOST_MSRUN]
+        launches.append(([*launcher, *msrun_args(log_dir, port, local_workers=1, node_rank=node), str(script),
+                          *script_args], log_dir))
+    return run_launches(launches, tmp_path, env, timeout)
 
 
 def run_single(out_dir, tmp_path, env):
@@ -147,59 +204,126 @@ def msrun():
     return path
 
 
-def check_ranks_against_single(ranks, single):
-    """(a) the ranks end bit-identical; (b) equal to the single-process run."""
-    names = [k for k in single.files if k not in ("losses", "loss_class")]
-    assert sorted(names) == ["net.hidden.bias", "net.hidden.weight", "net.out.bias", "net.out.weight"]
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """The single-process run's saved results (run once for this module)."""
+    tmp_path = tmp_path_factory.mktemp("single")
+    run_single(tmp_path / "out", tmp_path, launch_env(tmp_path))
+    return np.load(tmp_path / "out" / "single.npz")
+
+
+def load_ranks(out_dir):
+    return [np.load(out_dir / f"rank_{r}.npz") for r in range(WORKERS)]
+
+
+PARAMETERS = ["net.hidden.bias", "net.hidden.weight", "net.out.bias", "net.out.weight"]
+
+
+def check_ranks_against_single(ranks, single, whole_batch_losses=lambda losses: np.mean(losses, axis=0)):
+    """(a) the ranks end bit-identical; (b) equal to the single-process run.
+    whole_batch_losses: the whole batch's loss at each step from the ranks'
+    (the mean of equal shards' 'mean' losses, by default)."""
+    assert sorted(k for k in single.files if k.startswith("net.")) == PARAMETERS
     for rank in ranks:
         assert sorted(rank.files) == sorted(single.files)
-    # each rank trained on its own half of the batch ...
+    # each rank trained on its own rows of the batch, all of them ...
     assert not np.allclose(ranks[0]["losses"], ranks[1]["losses"], rtol=1e-3)
-    # ... and the mean of the halves' 'mean' losses is the whole batch's, step by step
-    np.testing.assert_allclose((ranks[0]["losses"] + ranks[1]["losses"]) / 2, single["losses"], rtol=1e-5)
+    assert sum(int(r["examples"]) for r in ranks) == int(single["examples"]) == 64
+    # ... and the ranks' losses make up the whole batch's, step by step
+    np.testing.assert_allclose(whole_batch_losses([r["losses"] for r in ranks]), single["losses"], rtol=1e-5)
     # training moved the parameters (so (b) is not met by parameters left at their start)
     assert single["losses"][-1] < single["losses"][0] - 0.05
     assert np.all(np.diff(single["losses"]) < 0)
-    for name in names:
+    for name in PARAMETERS:
         # (a) the all-reduced gradient is the same on both ranks: bit-identical parameters
         np.testing.assert_array_equal(ranks[0][name], ranks[1][name], err_msg=f"{name} differs between ranks")
-        # (b) averaged half-batch gradients == whole-batch gradient, up to float32 rounding
+        # (b) all-reduced shard gradients == whole-batch gradient, up to float32 rounding
         np.testing.assert_allclose(ranks[0][name], single[name], rtol=1e-5, atol=1e-6,
                                    err_msg=f"{name}: msrun ranks differ from the single-process run")
 
 
-def test_data_parallel_msrun_matches_single_process(msrun, tmp_path):
+def test_data_parallel_msrun_matches_single_process(msrun, tmp_path, single):
     """Two msrun CPU workers, DATA_PARALLEL with gradients_mean, graph mode,
     ms_bce.nn.BCEWithLogitsLoss with pos_weight, SGD: (a) both ranks end with
     identical parameters; (b) they equal one process trained on the whole batch."""
-    env = launch_env(tmp_path)
     out_dir = tmp_path / "out"
-    run_msrun(msrun, EXAMPLE, ["--out", str(out_dir)], tmp_path, env)
-    run_single(out_dir, tmp_path, env)
-    ranks = [np.load(out_dir / f"rank_{r}.npz") for r in range(WORKERS)]
-    single = np.load(out_dir / "single.npz")
+    run_msrun(msrun, EXAMPLE, ["--out", str(out_dir)], tmp_path, launch_env(tmp_path))
+    ranks = load_ranks(out_dir)
     assert all(str(r["loss_class"]) == "ms_bce.nn.BCEWithLogitsLoss" for r in ranks + [single])
+    assert [int(r["examples"]) for r in ranks] == [32, 32]
     check_ranks_against_single(ranks, single)
 
 
-def test_data_parallel_msrun_with_builtin_loss_switched_by_patch(msrun, tmp_path):
+def test_data_parallel_msrun_with_builtin_loss_switched_by_patch(msrun, tmp_path, single):
     """The same training written with MindSpore's own nn.BCEWithLogitsLoss, switched
     with ms_bce.patch(): the workers build ms_bce's loss, and (a) and (b) hold
     against the single-process ms_bce run."""
-    env = launch_env(tmp_path)
     out_dir = tmp_path / "out"
-    run_msrun(msrun, EXAMPLE, ["--out", str(out_dir), "--loss", "builtin", "--patch"], tmp_path, env)
-    run_single(out_dir, tmp_path, env)
-    ranks = [np.load(out_dir / f"rank_{r}.npz") for r in range(WORKERS)]
-    single = np.load(out_dir / "single.npz")
+    run_msrun(msrun, EXAMPLE, ["--out", str(out_dir), "--loss", "builtin", "--patch"], tmp_path,
+              launch_env(tmp_path))
+    ranks = load_ranks(out_dir)
     assert [str(r["loss_class"]) for r in ranks] == ["ms_bce.nn.BCEWithLogitsLoss"] * WORKERS
     check_ranks_against_single(ranks, single)
 
 
+def test_data_parallel_two_msrun_nodes_match_single_process(msrun, tmp_path, single):
+    """msrun across nodes, here two node launches on this machine at once
+    (--node_rank 0 and 1, one worker each, master 127.0.0.1): node 0 runs the
+    scheduler and rank 0, node 1 only rank 1, both launches exit 0, and (a)
+    and (b) hold as for one launch of two workers."""
+    out_dir = tmp_path / "out"
+    outputs = run_msrun_two_nodes(msrun, EXAMPLE, ["--out", str(out_dir)], tmp_path, launch_env(tmp_path))
+    assert ["Start scheduler process" in output for output in outputs] == [True, False]
+    assert sorted(os.listdir(tmp_path / "node_0_logs")) == ["scheduler.log", "worker_0.log"]
+    assert sorted(os.listdir(tmp_path / "node_1_logs")) == ["worker_1.log"]
+    for node in range(WORKERS):  # each node's worker is the rank node_rank * local_worker_num + 0
+        log = (tmp_path / f"node_{node}_logs" / f"worker_{node}.log").read_text(encoding="utf-8", errors="replace")
+        assert f"[rank_{node}] 32 examples" in log
+    check_ranks_against_single(load_ranks(out_dir), single)
+
+
+def test_uneven_shards_sum_over_whole_batch_count_match_single_process(msrun, tmp_path, single):
+    """--uneven: ranks on 21 and 43 rows, each loss the 'sum' over its rows
+    divided by the whole batch's element count, gradients summed
+    (gradients_mean=False): the ranks' losses add up to the whole batch's
+    'mean', and (a) and (b) hold."""
+    out_dir = tmp_path / "out"
+    run_msrun(msrun, EXAMPLE, ["--out", str(out_dir), "--uneven"], tmp_path, launch_env(tmp_path))
+    ranks = load_ranks(out_dir)
+    assert [int(r["examples"]) for r in ranks] == [21, 43]
+    check_ranks_against_single(ranks, single, whole_batch_losses=lambda losses: np.sum(losses, axis=0))
+
+
+def test_uneven_shards_with_per_rank_mean_and_gradients_mean_differ_from_single_process(msrun, tmp_path, single):
+    """--uneven --naive, the pitfall: per-rank 'mean' on 21 and 43 rows with
+    gradients_mean=True weighs each of rank 0's rows 43/21 times as much as
+    each of rank 1's.  The ranks stay bit-identical and start from the whole
+    batch's loss, but end measurably off the single-process parameters."""
+    out_dir = tmp_path / "out"
+    run_msrun(msrun, EXAMPLE, ["--out", str(out_dir), "--uneven", "--naive"], tmp_path, launch_env(tmp_path))
+    ranks = load_ranks(out_dir)
+    assert [int(r["examples"]) for r in ranks] == [21, 43]
+    # the first step's loss, before any update: the example-weighted mean of the shards' means is the batch's
+    weighted = (21 * ranks[0]["losses"] + 43 * ranks[1]["losses"]) / 64
+    np.testing.assert_allclose(weighted[0], single["losses"][0], rtol=1e-5)
+    # from the second step on, the parameters (updated by the wrong gradient) are not the single run's
+    assert np.all(np.abs(weighted[1:] - single["losses"][1:]) > 1e-3)
+    for name in PARAMETERS:
+        np.testing.assert_array_equal(ranks[0][name], ranks[1][name], err_msg=f"{name} differs between ranks")
+        # off by far more than the tolerance (rtol 1e-5) the exact recipe meets
+        assert np.abs(ranks[0][name] - single[name]).max() > 1e-3 * np.abs(single[name]).max(), name
+
+
 SLEEPER = """\
 import os, sys, time
-with open(os.path.join(sys.argv[1], os.environ.get("MS_ROLE", "none") + "_" + str(os.getpid())), "w"):
+pid_dir = sys.argv[1]
+with open(os.path.join(pid_dir, os.environ.get("MS_ROLE", "none") + "_" + str(os.getpid())), "w"):
     pass
+if os.environ.get("MS_ROLE") == "MS_WORKER" and sys.argv[2:] == [os.environ.get("RANK_ID")]:
+    deadline = time.monotonic() + 30  # the failing rank: once the scheduler and both workers run, exit 3
+    while len(os.listdir(pid_dir)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    sys.exit(3)
 time.sleep(600)
 """
 
@@ -213,15 +337,16 @@ def process_alive(pid):
         return False
 
 
-def test_launch_past_its_time_limit_fails_and_leaves_no_process(msrun, tmp_path):
-    """A job that never ends: the test fails at the limit with the logs, and
-    msrun's scheduler and workers (each in a session of its own) are gone."""
+def sleeper(tmp_path):
+    """The SLEEPER script and the empty folder where each of its runs leaves its role and pid."""
     script = tmp_path / "sleeper.py"
     script.write_text(SLEEPER)
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
-    with pytest.raises(pytest.fail.Exception, match=r"msrun did not finish within 12 s(.|\n)*worker_0.log"):
-        run_msrun(msrun, script, [str(pid_dir)], tmp_path, launch_env(tmp_path), timeout=12)
+    return script, pid_dir
+
+
+def check_scheduler_and_workers_ran_and_are_gone(pid_dir):
     started = [p.name.rpartition("_") for p in pid_dir.iterdir()]  # (role, _, pid) of each script run
     assert sorted(role for role, _, _ in started) == ["MS_SCHED", "MS_WORKER", "MS_WORKER"]
     pids = [int(pid) for _, _, pid in started]
@@ -229,6 +354,30 @@ def test_launch_past_its_time_limit_fails_and_leaves_no_process(msrun, tmp_path)
     while any(process_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in pids if process_alive(pid)]
+
+
+@pytest.mark.parametrize("run", [run_msrun, run_msrun_two_nodes], ids=["one_launch", "two_nodes"])
+def test_launch_past_its_time_limit_fails_and_leaves_no_process(msrun, tmp_path, run):
+    """A job that never ends: the test fails at the limit with the logs, and
+    msrun's scheduler and workers (each in a session of its own) are gone,
+    from one launch or from two node launches."""
+    script, pid_dir = sleeper(tmp_path)
+    with pytest.raises(pytest.fail.Exception, match=r"msrun did not finish within 12 s(.|\n)*worker_0.log"):
+        run(msrun, script, [str(pid_dir)], tmp_path, launch_env(tmp_path), timeout=12)
+    check_scheduler_and_workers_ran_and_are_gone(pid_dir)
+
+
+def test_two_node_launch_failing_on_one_node_stops_the_other_at_once(msrun, tmp_path):
+    """Rank 1 (node 1) exits 3 while rank 0 would run for ever: node 1's msrun
+    exits 1, node 0 is killed then and there, not at the time limit, and the
+    failure shows both launches' logs."""
+    script, pid_dir = sleeper(tmp_path)
+    began = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match=r"msrun exited with -9, 1:(.|\n)*worker_0.log(.|\n)*"
+                                                    r"worker_1.log"):
+        run_msrun_two_nodes(msrun, script, [str(pid_dir), "1"], tmp_path, launch_env(tmp_path))
+    assert time.monotonic() - began < TIMEOUT_S / 4
+    check_scheduler_and_workers_ran_and_are_gone(pid_dir)
 
 
 # --------------------------------------------------- sharding parallel modes ---

@@ -1,11 +1,14 @@
 """The documentation builds with warnings as errors, every public name has a
 page with MindSpore's sections, and Sphinx's doctest builder runs every example
 (they also run as pytest doctests through the test command's
---doctest-glob=*.rst and --doctest-modules)."""
+--doctest-glob=*.rst and --doctest-modules); the built site loads nothing from the
+network, and its formulas render in a headless Chromium where one is installed."""
 import os
 import re
+import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 
 import pytest
 
@@ -76,8 +79,203 @@ def test_every_loss_has_a_page_in_mindspore_style(html, name):
     assert "&gt;&gt;&gt;" in text and "CPU" in text
 
 
+def public_object(name):
+    obj = ms_bce
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_every_loss_states_the_shared_verified_platforms(html, name):
+    """One text (ms_bce/_docs.py) says what is verified on each platform, in every
+    docstring's Supported Platforms section and so on every API page."""
+    from ms_bce import _docs
+    doc = public_object(name).__doc__
+    section = doc[doc.index("Supported Platforms:"):doc.index("Examples:")]
+    assert " ".join(section.split()) == " ".join(("Supported Platforms: " + _docs.PLATFORMS_TEXT).split())
+    assert "PLATFORMS\n" not in doc
+    text = re.sub(r"<[^>]+>", "", page_text(html, name))  # the page's words
+    words = " ".join(text.split())
+    for line in ("CPU: verified through MindSpore, in PyNative and graph mode",
+                 "the CUDA kernels were run on an NVIDIA H100 through ctypes, not through MindSpore",
+                 "Ascend C sources; not compiled here (no CANN toolkit)."):
+        assert line in words, line
+
+
+def test_a_docstring_without_the_platforms_line_is_refused():
+    from ms_bce import _docs
+
+    def f():
+        """Supported Platforms:
+            ``CPU``
+        """
+    with pytest.raises(AssertionError, match="no PLATFORMS line"):
+        _docs.shared_sections(f)
+
+
 @pytest.mark.parametrize("name", SWITCH_NAMES)
 def test_every_switch_function_has_a_page(html, name):
     text = page_text(html, name)
     assert re.search(rf'<span class="sig-name descname"><span class="pre">{name}</span>', text)
     assert re.search(r">Examples:?<", text)
+
+
+# what a page loads when it is opened: scripts, stylesheets, icons, preloads, images,
+# frames (a <link> to the next page, the index or the search page loads nothing)
+LINK_RELS_THAT_LOAD = {"stylesheet", "preload", "modulepreload", "prefetch", "icon", "shortcut", "apple-touch-icon",
+                       "mask-icon", "manifest", "preconnect", "dns-prefetch"}
+SRC_TAGS = {"script", "img", "iframe", "embed", "source", "audio", "video", "track", "input"}
+
+
+class _Loads(HTMLParser):
+    """Every URL a page loads by itself: script/img/... src, and link href of a loading rel."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in SRC_TAGS and attrs.get("src"):
+            self.urls.append((tag, attrs["src"]))
+        if tag == "link" and attrs.get("href") and set((attrs.get("rel") or "").lower().split()) & LINK_RELS_THAT_LOAD:
+            self.urls.append((tag, attrs["href"]))
+
+    handle_startendtag = handle_starttag
+
+
+def loaded_urls(text):
+    parser = _Loads()
+    parser.feed(text)
+    return parser.urls
+
+
+def is_remote(url):
+    return re.match(r"\s*(https?:)?//", url, re.I) is not None
+
+
+@pytest.mark.parametrize("snippet, remote", [
+    ('<script defer src="https://cdn.jsdelivr.net/npm/mathjax@4/tex-mml-chtml.js"></script>', True),
+    ('<link rel="stylesheet" href="//cdn.example.org/katex.min.css" />', True),
+    ('<link rel="preload" as="font" href="HTTPS://fonts.example.org/a.woff2">', True),
+    ('<link rel="shortcut icon" href="http://example.org/favicon.ico"/>', True),
+    ('<script src="_static/mathjax/tex-chtml.js"></script>', False),
+    ('<link rel="stylesheet" href="../_static/styles/theme.css" />', False),
+    ('<link rel="next" href="https://example.org/next.html" /><a href="https://www.mindspore.cn">', False),
+])
+def test_the_network_check_tells_remote_loads(snippet, remote):
+    assert any(is_remote(url) for _, url in loaded_urls(snippet)) is remote
+
+
+def test_no_page_loads_anything_from_the_network(html):
+    pages = sorted(html.rglob("*.html"))
+    assert len(pages) >= 20  # the pages of test_docs_build_with_warnings_as_errors and the API's
+    remote, scripts = [], 0
+    for page in pages:
+        urls = loaded_urls(page.read_text(encoding="utf-8"))
+        scripts += sum(tag == "script" for tag, _ in urls)
+        remote += [f"{page.relative_to(html)}: <{tag}> {url}" for tag, url in urls if is_remote(url)]
+    assert scripts >= 5 * len(pages)  # the theme's, Sphinx's, the copy button's: the parser saw them
+    assert not remote, "pages load from the network:\n" + "\n".join(remote)
+    # nor do the stylesheets pull in fonts or other sheets from it
+    sheets = sorted((html / "_static").rglob("*.css"))
+    assert sheets
+    for sheet in sheets:
+        text = sheet.read_text(encoding="utf-8", errors="replace")
+        assert not re.search(r"""(url\(\s*['"]?|@import\s+['"])(https?:)?//""", text, re.I), sheet
+
+
+def math_script(html, page):
+    """The MathJax script a page loads, as a path in the build (None if it loads none)."""
+    for tag, url in loaded_urls(page.read_text(encoding="utf-8")):
+        if tag == "script" and "mathjax" in url.lower():
+            assert not is_remote(url), url
+            return (page.parent / url.split("?")[0]).resolve()
+    return None
+
+
+def test_the_math_renderer_is_in_the_build(html):
+    static = (html / "_static").resolve()
+    pages = [p for p in sorted(html.rglob("*.html")) if 'class="math' in p.read_text(encoding="utf-8")]
+    names = {p.relative_to(html).as_posix() for p in pages}
+    assert {"numerics.html", "api/ops.binary_cross_entropy_with_logits.html", "api/nn.BCELoss.html"} <= names
+    for page in pages:
+        script = math_script(html, page)
+        assert script is not None, f"{page.relative_to(html)} has formulas but loads no MathJax"
+        assert script.is_relative_to(static) and script.is_file(), f"{page.relative_to(html)}: {script}"
+        assert script.stat().st_size > 500_000  # MathJax with its TeX input and HTML output, not a stub
+    # the fonts MathJax's HTML output asks for, next to it
+    fonts = script.parent / "output" / "chtml" / "fonts" / "woff-v2"
+    assert (fonts / "MathJax_Main-Regular.woff").is_file() and (fonts / "MathJax_Math-Italic.woff").is_file()
+
+
+def test_examples_have_a_copy_button(html):
+    text = (html / "numerics.html").read_text(encoding="utf-8")
+    scripts = [url.split("?")[0] for tag, url in loaded_urls(text) if tag == "script"]
+    assert "_static/copybutton.js" in scripts and "_static/clipboard.min.js" in scripts
+    assert (html / "_static" / "clipboard.min.js").is_file()
+    # the button copies the lines after a prompt (>>> , ... or $ ), prompts removed, and
+    # leaves out the output: the prompt pattern as conf.py gives it, as a regular expression
+    copybutton = (html / "_static" / "copybutton.js").read_text(encoding="utf-8")
+    call = re.search(r"return formatCopyText\(text, '((?:[^'\\]|\\.)*)', (true|false), (true|false),", copybutton)
+    assert call, "copybutton.js without its formatCopyText call"
+    assert call.group(2, 3) == ("true", "true")  # a regular expression; only the prompts' lines
+    prompt = re.compile("^(" + call.group(1).replace("\\\\", "\\") + ")(.*)")
+    example = [">>> x = Tensor(np.array([1.0,", "...                  2.0]))", ">>> print(x)", "[1. 2.]", "$ pip install ."]
+    copied = [m.group(2) for m in map(prompt.match, example) if m]
+    assert copied == ["x = Tensor(np.array([1.0,", "                 2.0]))", "print(x)", "pip install ."]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class _Formulas(HTMLParser):
+    """Each class="math" element of a rendered page: its text, and the MathJax elements in it."""
+
+    def __init__(self):
+        super().__init__()
+        self.formulas = []  # [tag, text, set of tags inside]
+        self._open = None  # [tag, depth] of the formula being read
+
+    def handle_starttag(self, tag, attrs):
+        if self._open:
+            self.formulas[-1][2].add(tag)
+            self._open[1] += tag == self._open[0]
+        elif "math" in (dict(attrs).get("class") or "").split():
+            self.formulas.append([tag, "", set()])
+            self._open = [tag, 1]
+
+    def handle_endtag(self, tag):
+        if self._open and tag == self._open[0]:
+            self._open[1] -= 1
+            if self._open[1] == 0:
+                self._open = None
+
+    def handle_data(self, data):
+        if self._open:
+            self.formulas[-1][1] += data
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium (chromium) on the PATH: apt-get install chromium")
+def test_formulas_render_in_a_browser_without_network(html, tmp_path):
+    page = html / "numerics.html"
+    source = _Formulas()
+    source.feed(page.read_text(encoding="utf-8"))
+    assert len(source.formulas) >= 20 and any(tag == "div" for tag, _, _ in source.formulas)
+    assert all(re.search(r"\\[(\[]", text) for _, text, _ in source.formulas)  # TeX before rendering
+    # every host name resolves to nothing: a page that needs the network shows raw TeX
+    proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--host-resolver-rules=MAP * ~NOTFOUND",
+                           "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rendered = _Formulas()
+    rendered.feed(proc.stdout)
+    assert len(rendered.formulas) == len(source.formulas), proc.stdout[-2000:]
+    for tag, text, inside in rendered.formulas:
+        assert "mjx-container" in inside, f"not typeset: <{tag}> {text[:200]!r}"
+        assert "mjx-merror" not in inside, f"a TeX error: {text[:200]!r}"
+        assert not re.search(r"\\[(\[\])]", text), f"raw TeX left: {text[:200]!r}"
+    assert "copybtn" in proc.stdout  # the copy button's script ran and added its buttons

@@ -8,7 +8,8 @@ import pytest
 
 from ms_bce import _kernels
 from tests import reference as ref
-from tests.abi import BAD_DTYPE, BAD_PARAM_COUNT, BAD_RANK, BAD_SHAPE, NULL_DATA, OK, launch  # noqa: F401
+from tests.abi import (BAD_DTYPE, BAD_PARAM_COUNT, BAD_RANK, BAD_SHAPE, NULL_DATA, OK, OUT_OF_RANGE,  # noqa: F401
+                       last_error, launch)
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +114,22 @@ def test_bce_entry_points(lib):
     assert launch(lib, "bce_forward_mean_w", [p, y, out]) == BAD_PARAM_COUNT
     assert launch(lib, "bce_forward_mean_w", [p, y, np.ones(5, np.float32), out]) == BAD_SHAPE
     assert launch(lib, "bce_forward_mean", [p, y, out], dtypes=["float32", "float32", "bfloat17"]) == BAD_DTYPE
+
+
+@pytest.mark.parametrize("name,n_out", [("bce_forward_none", 1), ("bce_forward_mean", 0), ("bce_backward_sum", 2),
+                                        ("bce_backward_input_none", 1), ("bce_backward_target_mean", 1)])
+def test_bce_out_of_range_probability_is_a_status_with_a_message(lib, name, n_out):
+    """Called without MindSpore's launcher (extra = NULL) the kernel returns
+    OUT_OF_RANGE and leaves the message for ms_bce_last_error(); nothing is thrown."""
+    p = np.array([[0.5, 0.0, np.nan, 1.0], [0.25, -3.5e-8, 2.0, 0.75]], np.float32)
+    y = np.ones_like(p)
+    reduced = "mean" in name or "sum" in name
+    g = [np.ones((), np.float32) if reduced else np.ones_like(p)] if "backward" in name else []
+    outs = [np.zeros_like(p) for _ in range(n_out)] or [np.zeros((), np.float32)]
+    assert launch(lib, name, [p, y] + g + outs) == OUT_OF_RANGE
+    assert last_error(lib) == "For 'BCELoss', every element of 'logits' must be in [0, 1], but got -3.5e-08 at index 5."
+    p[1, 1] = 0.0
+    assert launch(lib, name, [p, y] + g + outs) == OUT_OF_RANGE
+    assert last_error(lib).endswith("but got 2 at index 6.")
+    p[1, 2] = 1.0
+    assert launch(lib, name, [p, y] + g + outs) == OK

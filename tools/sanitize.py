@@ -165,7 +165,7 @@ def main():
     exported = exported_functions(lib)
     infer = [k + "InferShape" for k in kernels]
     settings = ["ms_bce_set_num_threads", "ms_bce_get_num_threads", "ms_bce_set_simd_path", "ms_bce_get_simd_path",
-                "ms_bce_vector_math"]
+                "ms_bce_vector_math", "ms_bce_last_error"]
     unknown = sorted(set(exported) - set(kernels) - set(infer) - set(settings))
     missing = sorted((set(kernels) | set(infer) | set(settings)) - set(exported))
     if unknown or missing:

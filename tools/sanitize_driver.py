@@ -20,8 +20,8 @@ import sys
 import numpy as np
 
 from tests import reference as ref
-from tests.abi import (BAD_DTYPE, BAD_PARAM_COUNT, BAD_RANK, BAD_SHAPE, NULL_DATA, OK, as_float64, launch,
-                       launch_null_arrays, to_bfloat16)
+from tests.abi import (BAD_DTYPE, BAD_PARAM_COUNT, BAD_RANK, BAD_SHAPE, NULL_DATA, OK, OUT_OF_RANGE, as_float64,
+                       last_error, launch, launch_null_arrays, to_bfloat16)
 
 DTYPES = ("float32", "float16", "bfloat16")
 # ms_bce._kernels.DIRECTIONS (not imported: it imports MindSpore); the one-output
@@ -75,7 +75,7 @@ def make_operands(entry, dtype, x_shape, w_shape, p_shape, rng, special=0.05):
         specials = np.float32([0.0, -0.0, np.inf, -np.inf, np.nan, 100.0, -100.0, 1e4])
     else:
         x = rng.uniform(0.0, 1.0, x_shape).astype(np.float32)
-        specials = np.float32([0.0, 1.0, 1e-13, np.nan, -0.5, 1.5])
+        specials = np.float32([0.0, 1.0, 1e-13, np.nan])  # outside [0, 1]: drive_out_of_range
     mask = rng.random(x_shape) < special
     x[mask] = rng.choice(specials, int(mask.sum()))
     y = rng.random(x_shape).astype(np.float32)
@@ -173,6 +173,26 @@ BIG_SHAPES = [
 ]
 
 
+def drive_out_of_range(san, plain, entry, ops, outs, dtype, rng, what):
+    """BCELoss with probabilities outside [0, 1] at two random places: both
+    libraries return OUT_OF_RANGE naming the first (the message path runs
+    under the sanitizers too)."""
+    x = as_float64(ops[0]).reshape(-1).copy()
+    first, later = sorted(rng.choice(x.size, size=2, replace=x.size < 2))
+    x[later] = 1.5
+    x[first] = -0.5
+    bad = [store(x.reshape(ops[0].shape), dtype)] + ops[1:]
+    want = f"but got -0.5 at index {first}."
+    failures = []
+    for lib in (san, plain):
+        rc = launch(lib, entry.name, bad + [o.copy() for o in outs])
+        CALLS["valid"] += 1
+        if rc != OUT_OF_RANGE or not last_error(lib).endswith(want):
+            failures.append(f"{what}, outside [0, 1]: returned {rc} ({last_error(lib)!r}), expected {OUT_OF_RANGE} "
+                            f"'... {want}'")
+    return failures
+
+
 def drive_valid(san, plain, entries):
     rng = np.random.default_rng(0)
     failures = []
@@ -193,6 +213,8 @@ def drive_valid(san, plain, entries):
             if rc != OK or rc_plain != OK:
                 failures.append(f"{what}: return codes {rc}, {rc_plain}")
                 continue
+            if entry.loss == "bce" and ops[0].size:
+                failures += drive_out_of_range(san, plain, entry, ops, outs, dtype, rng, what)
             for k, (o, op, e) in enumerate(zip(outs, outs_plain, reference(entry, ops))):
                 if not same_bits(o, op):
                     failures.append(f"{what}: output {k} differs from the installed library's")

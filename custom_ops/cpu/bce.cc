@@ -6,14 +6,15 @@
 //   L = -W [ Y log(a) + (1 - Y) log(b) ],  a = p + eps,  b = (1 - p) + eps,
 // with eps = float32(1e-12) added inside each log (no clamp: p = 0, Y = 1 gives
 // -log(eps) = 27.631021).  Each element is computed in float32 arithmetic, as
-// the built-in computes it, with correctly rounded logarithms (evaluated in
+// the built-in computes float32 inputs, with correctly rounded logarithms (evaluated in
 // double): results, and the documented examples, agree with it (its glibc
 // logf differs from correct rounding in ~0.8% of arguments, by one ulp of the
 // log); float16 and bfloat16 inputs are computed in float32 too, where the
 // built-in's float16 kernel loses eps and returns inf at p = 0 or 1.  Sums are
 // accumulated in double.  PyTorch instead clamps each log at -100.  p outside
-// [0, 1] gives NaN where a or b is negative (the built-in raises a deferred
-// RuntimeError).
+// [0, 1] is refused by the driver (kOutOfRange, naming the first such value
+// and its index: kUnitIntervalInput), as PyTorch and the built-in refuse it;
+// NaN gives NaN.
 //
 // Gradients are the exact derivatives of this forward (the built-in's are not:
 // it returns 0 at p = 0, Y = 0 and an infinite target gradient at p = 0 or 1):
@@ -26,6 +27,9 @@ namespace ms_bce {
 
 struct Bce {
   static constexpr const char *kName = "BCELoss";
+  // probabilities outside [0, 1] are refused (kOutOfRange), as PyTorch and the built-in refuse them
+  static constexpr bool kUnitIntervalInput = true;
+  static constexpr const char *kInputName = "logits";  // MindSpore's name in four of the five APIs
   static constexpr float kEps = 1e-12f;
 
   // Y log(a) + (1 - Y) log(b), in float32: the negated, unweighted loss (= -dL/dW).

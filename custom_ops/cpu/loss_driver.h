@@ -5,6 +5,8 @@
 //
 //   struct Loss {
 //     static constexpr const char *kName;                       // for messages
+//     static constexpr bool kUnitIntervalInput;  // optional: x must lie in [0, 1] (NaN passes),
+//     static constexpr const char *kInputName;   // and x's name in the message
 //     static double value(double x, double y, double w, double p);          // portable path
 //     static Grad grad(double x, double y, double w, double p, double g);
 //     template <class T, bool HW, bool HP> static void forward_avx2(const Segment<T> &);
@@ -421,6 +423,67 @@ Segment<T> segment_operands(const T *x, const T *y, std::optional<OperandView<T>
   return s;
 }
 
+// ---------------------------------------------------------- input domain ---
+
+// A loss whose first input is a probability (BCELoss) declares
+// kUnitIntervalInput = true: a value outside [0, 1] is refused (kOutOfRange)
+// instead of giving NaN steps later, as PyTorch and MindSpore's built-in
+// refuse it; NaN passes (it gives NaN).
+template <class Loss>
+constexpr bool unit_interval_input() {
+  if constexpr (requires { Loss::kUnitIntervalInput; }) return Loss::kUnitIntervalInput;
+  else return false;
+}
+
+// Index of the first of x[0 .. n) outside [0, 1] (NaN is not), or -1.  The
+// first loop is branch-free (it vectorises): in range is the common case.
+template <class T>
+int64_t first_outside_unit_interval(const T *x, int64_t n) {
+  bool outside = false;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = to_float(x[i]);
+    outside |= (v < 0.0f) | (v > 1.0f);
+  }
+  if (!outside) return -1;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = to_float(x[i]);
+    if (v < 0.0f || v > 1.0f) return i;
+  }
+  return -1;
+}
+
+// Per chunk, the flat index of its first input outside the domain (-1: none).
+// Chunks cover ascending index ranges, so the first chunk that found one
+// holds the first in the whole input, whatever the thread count.
+template <class Loss, class T>
+class DomainCheck {
+ public:
+  explicit DomainCheck(int64_t chunks) : first_(unit_interval_input<Loss>() ? chunks : 0, -1) {}
+
+  // false (and the index kept) if segment [f0, f0 + n) of x holds a value outside
+  bool segment_ok(int64_t c, const T *x, int64_t f0, int64_t n) {
+    if constexpr (!unit_interval_input<Loss>()) return true;
+    const int64_t k = first_outside_unit_interval(x + f0, n);
+    if (k < 0) return true;
+    first_[c] = f0 + k;
+    return false;
+  }
+
+  // kOutOfRange (with its message) for the first value outside, else kOk
+  int status(const T *x) const {
+    if constexpr (unit_interval_input<Loss>()) {
+      for (const int64_t f : first_) {
+        if (f >= 0) return out_of_range(Loss::kName, Loss::kInputName, to_float(x[f]), f);
+      }
+    }
+    (void)x;
+    return kOk;
+  }
+
+ private:
+  std::vector<int64_t> first_;
+};
+
 // ----------------------------------------------------------------- chunks ---
 
 // Work is split into chunks that depend only on the sizes: at least
@@ -493,6 +556,7 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
       const T *y = static_cast<const T *>(params[1]);
       T *out = static_cast<T *>(params[kIn]);
       std::vector<double> partial(chunks, 0.0);
+      DomainCheck<Loss, T> domain(chunks);
       const int st = run_chunks(chunks, [&](int64_t c) {
         int64_t begin, end;
         chunk_range(n, chunks, c, &begin, &end);
@@ -500,6 +564,7 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
         if (HW) wv.emplace(static_cast<const T *>(params[Operands<HW, HP>::kWeight]), wi);
         if (HP) pv.emplace(static_cast<const T *>(params[Operands<HW, HP>::kPosWeight]), pi);
         for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
+          if (!domain.segment_ok(c, x, f0, std::min(kSegment, end - f0))) return;
           Segment<T> s = segment_operands<T, HW, HP>(x, y, wv, pv, f0, end, vector);
           if (R == Reduction::kNone) s.out = out + f0;
           else s.sum = &partial[c];
@@ -508,6 +573,7 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
         }
       });
       if (st != kOk) return st;
+      if (const int bad = domain.status(x)) return bad;
       if (R != Reduction::kNone) {
         const double sum = combine_in_order(partial);
         // mean of an empty tensor is 0/0 = NaN, its sum 0
@@ -563,6 +629,7 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
       }
       std::vector<ChunkGradient> wsum(dw && wi.kind != OperandKind::kFull ? chunks : 0);
       std::vector<ChunkGradient> psum(dp && pi.kind != OperandKind::kFull ? chunks : 0);
+      DomainCheck<Loss, T> domain(chunks);
       const int st = run_chunks(chunks, [&](int64_t c) {
         int64_t begin, end;
         chunk_range(n, chunks, c, &begin, &end);
@@ -573,6 +640,7 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
         if (!psum.empty()) psum[c] = chunk_gradient(pi, begin, end);
         double cw[kSegment], cp[kSegment];
         for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
+          if (!domain.segment_ok(c, x, f0, std::min(kSegment, end - f0))) return;
           Segment<T> s = segment_operands<T, HW, HP>(x, y, wv, pv, f0, end, vector);
           if (R == Reduction::kNone) s.g = dout + f0;
           s.g_scalar = g_all;
@@ -594,6 +662,7 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
         if (!psum.empty()) fold_periodic(pi, &psum[c]);
       });
       if (st != kOk) return st;
+      if (const int bad = domain.status(x)) return bad;
       // chunk sums combined in chunk order: the same bits whatever the threads
       for (auto [sums, out, numel] : {std::tuple{&wsum, dw, wi.numel}, std::tuple{&psum, dp, pi.numel}}) {
         if (out == nullptr || (sums->empty() && n > 0)) continue;  // absent, or written in place
@@ -614,8 +683,9 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
 // one reduction and one operand set, named <prefix>_<direction>_<reduction><suffix>.
 #define MS_BCE_EXPORT_GRADIENT(Loss, prefix, R, rname, HW, HP, suffix, direction, kOut, input)                 \
   MS_BCE_KERNEL(prefix##_##direction##_##rname##suffix) {                                                      \
-    (void)stream; (void)extra;                                                                                 \
-    return ms_bce::backward<Loss, ms_bce::Reduction::R, HW, HP, kOut>(nparam, params, ndims, shapes, dtypes);  \
+    (void)stream;                                                                                              \
+    return ms_bce::report(                                                                                     \
+        ms_bce::backward<Loss, ms_bce::Reduction::R, HW, HP, kOut>(nparam, params, ndims, shapes, dtypes), extra); \
   }                                                                                                            \
   MS_BCE_INFER(prefix##_##direction##_##rname##suffix) {                                                       \
     (void)extra;                                                                                               \
@@ -624,17 +694,19 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
 
 #define MS_BCE_EXPORT_VARIANT(Loss, prefix, R, rname, HW, HP, suffix)                                            \
   MS_BCE_KERNEL(prefix##_forward_##rname##suffix) {                                                              \
-    (void)stream; (void)extra;                                                                                   \
-    return ms_bce::forward<Loss, ms_bce::Reduction::R, HW, HP>(nparam, params, ndims, shapes, dtypes);           \
+    (void)stream;                                                                                                \
+    return ms_bce::report(ms_bce::forward<Loss, ms_bce::Reduction::R, HW, HP>(nparam, params, ndims, shapes, dtypes), \
+                          extra);                                                                                \
   }                                                                                                              \
   MS_BCE_INFER(prefix##_forward_##rname##suffix) {                                                               \
     (void)extra;                                                                                                 \
     return ms_bce::forward_infer_shape<Loss, ms_bce::Reduction::R, HW, HP>(ndims, shapes);                       \
   }                                                                                                              \
   MS_BCE_KERNEL(prefix##_backward_##rname##suffix) {                                                             \
-    (void)stream; (void)extra;                                                                                   \
-    return ms_bce::backward<Loss, ms_bce::Reduction::R, HW, HP, ms_bce::kAllGrads<HW, HP>>(nparam, params, ndims, \
-                                                                                           shapes, dtypes);      \
+    (void)stream;                                                                                                \
+    return ms_bce::report(ms_bce::backward<Loss, ms_bce::Reduction::R, HW, HP, ms_bce::kAllGrads<HW, HP>>(        \
+                              nparam, params, ndims, shapes, dtypes),                                            \
+                          extra);                                                                                \
   }                                                                                                              \
   MS_BCE_INFER_MULTI(prefix##_backward_##rname##suffix) {                                                        \
     (void)extra;                                                                                                 \

@@ -1,5 +1,7 @@
 #include "parallel.h"
 
+#include "common.h"
+
 #include <pthread.h>
 #include <sched.h>
 
@@ -209,4 +211,11 @@ extern "C" __attribute__((visibility("default"))) int ms_bce_vector_math(int fn,
   (void)fn; (void)in; (void)out; (void)n;
   return ms_bce::kBadDtype;
 #endif
+}
+
+// The message of this thread's last kOutOfRange (a value outside a loss's
+// domain), for callers that get the status (ctypes); MindSpore's launcher
+// gets it as an exception instead (common.h: report).
+extern "C" __attribute__((visibility("default"))) const char *ms_bce_last_error() {
+  return ms_bce::last_error().c_str();
 }

@@ -1,5 +1,5 @@
 """Loss cells mirroring ``mindspore.mint.nn``: argument order and Cell state only."""
-from ... import _validate
+from ... import _docs, _validate
 from ...ops import _LossCell, _logits_loss, _probability_loss
 from . import functional
 
@@ -8,6 +8,7 @@ __all__ = ["BCEWithLogitsLoss", "BCELoss", "functional"]
 _NAMES = ("input", "target", "weight", "pos_weight")
 
 
+@_docs.shared_sections
 class BCEWithLogitsLoss(_LossCell):
     r"""
     Binary cross entropy with logits as a loss cell, with mint's argument order. Mirrors
@@ -35,7 +36,8 @@ class BCEWithLogitsLoss(_LossCell):
         - **target** (Tensor) - The shape of `input`; float16, float32 or bfloat16.
 
     Outputs:
-        Tensor with the dtype of `input`: its shape for ``'none'``, else 0-d.
+        Tensor of the promoted (widest) dtype of the operands: the shape of `input` for
+        ``'none'``, else 0-d.
 
     Raises:
         TypeError: If `reduction` is not a str, an argument is not a Tensor, or a dtype is
@@ -45,7 +47,7 @@ class BCEWithLogitsLoss(_LossCell):
             can not be broadcast to it.
 
     Supported Platforms:
-        ``CPU``
+        PLATFORMS
 
     Examples:
         >>> import mindspore
@@ -66,6 +68,7 @@ class BCEWithLogitsLoss(_LossCell):
                             self.reduction)
 
 
+@_docs.shared_sections
 class BCELoss(_LossCell):
     r"""
     Binary cross entropy on probabilities as a loss cell, with mint's argument names.
@@ -100,9 +103,12 @@ class BCELoss(_LossCell):
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, the
             shape of `target` differs from that of `input`, or `weight` can not be
             broadcast to it.
+        RuntimeError: If an element of `input` is outside [0, 1] (NaN excepted: it gives NaN),
+            naming the first such value and its flat index (as 'logits'): when the result is read
+            (PyNative) or at the step (graph mode).
 
     Supported Platforms:
-        ``CPU``
+        PLATFORMS
 
     Examples:
         >>> import mindspore

@@ -1,5 +1,5 @@
 """Functions mirroring ``mindspore.mint.nn.functional`` (mint's argument order)."""
-from ... import _validate
+from ... import _docs, _validate
 from ...ops import _logits_loss, _probability_loss
 
 __all__ = ["binary_cross_entropy_with_logits", "binary_cross_entropy"]
@@ -7,6 +7,7 @@ __all__ = ["binary_cross_entropy_with_logits", "binary_cross_entropy"]
 _NAMES = ("input", "target", "weight", "pos_weight")
 
 
+@_docs.shared_sections
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean', pos_weight=None):
     r"""
     Binary cross entropy between the sigmoid of `input` and `target`. Mirrors
@@ -32,7 +33,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
         pos_weight (Tensor, optional): Broadcastable to the shape of `input`. Default: ``None``.
 
     Returns:
-        Tensor with the dtype of `input`, of its shape for ``'none'``, else 0-d.
+        Tensor of the promoted (widest) dtype of the operands, of the shape of `input` for
+        ``'none'``, else 0-d.
 
     Raises:
         TypeError: If `input`, `target`, `weight` or `pos_weight` is not a Tensor, or its
@@ -42,7 +44,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
             can not be broadcast to it.
 
     Supported Platforms:
-        ``CPU``
+        PLATFORMS
 
     Examples:
         >>> import mindspore
@@ -60,6 +62,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
     return _logits_loss("binary_cross_entropy_with_logits", _NAMES, input, target, weight, pos_weight, reduction)
 
 
+@_docs.shared_sections
 def binary_cross_entropy(input, target, weight=None, reduction='mean'):
     r"""
     Binary cross entropy on probabilities. Mirrors
@@ -91,9 +94,12 @@ def binary_cross_entropy(input, target, weight=None, reduction='mean'):
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, the
             shape of `target` differs from that of `input`, or `weight` can not be
             broadcast to it.
+        RuntimeError: If an element of `input` is outside [0, 1] (NaN excepted: it gives NaN),
+            naming the first such value and its flat index (as 'logits'): when the result is read
+            (PyNative) or at the step (graph mode).
 
     Supported Platforms:
-        ``CPU``
+        PLATFORMS
 
     Examples:
         >>> import mindspore

@@ -1,0 +1,30 @@
+"""Docstring sections every public name shares, written once.
+
+A docstring's ``Supported Platforms:`` section holds the single line
+``PLATFORMS``; ``shared_sections`` replaces it with ``PLATFORMS_TEXT`` (in the
+docstring's own indentation), so the API pages, ``help()`` and the README's
+"Platforms" table cannot drift apart: tests/test_docs.py checks every public
+name carries it.
+"""
+import re
+
+# What each device target's kernels have been verified to do (README "Platforms").
+PLATFORMS_TEXT = """\
+``CPU`` ``GPU`` ``Ascend``
+
+- ``CPU``: verified through MindSpore, in PyNative and graph mode (the whole test suite).
+- ``GPU``: the CUDA kernels were run on an NVIDIA H100 through ctypes, not through
+  MindSpore's GPU runtime (which needs CUDA 11 runtimes the test machines lack).
+- ``Ascend``: Ascend C sources; not compiled here (no CANN toolkit)."""
+
+_MARKER = re.compile(r"^([ \t]*)PLATFORMS[ \t]*$", re.M)
+
+
+def shared_sections(obj):
+    """Decorator: obj's docstring with its PLATFORMS line expanded."""
+    doc = obj.__doc__ or ""
+    if not _MARKER.search(doc):
+        raise AssertionError(f"{obj.__qualname__}'s docstring has no PLATFORMS line in 'Supported Platforms:'")
+    obj.__doc__ = _MARKER.sub(lambda m: "\n".join(m.group(1) + line if line else "" for line in
+                                                  PLATFORMS_TEXT.splitlines()), doc)
+    return obj
