@@ -116,20 +116,31 @@ def test_bce_entry_points(lib):
     assert launch(lib, "bce_forward_mean", [p, y, out], dtypes=["float32", "float32", "bfloat17"]) == BAD_DTYPE
 
 
-@pytest.mark.parametrize("name,n_out", [("bce_forward_none", 1), ("bce_forward_mean", 0), ("bce_backward_sum", 2),
-                                        ("bce_backward_input_none", 1), ("bce_backward_target_mean", 1)])
+@pytest.mark.parametrize("name,n_out", [("bce_forward_none", 1), ("bce_forward_mean", 0), ("bce_backward_input_none", 1),
+                                        ("bce_backward_target_mean", 1), ("bce_backward_weight_sum_w", 1)])
 def test_bce_out_of_range_probability_is_a_status_with_a_message(lib, name, n_out):
     """Called without MindSpore's launcher (extra = NULL) the kernel returns
     OUT_OF_RANGE and leaves the message for ms_bce_last_error(); nothing is thrown."""
     p = np.array([[0.5, 0.0, np.nan, 1.0], [0.25, -3.5e-8, 2.0, 0.75]], np.float32)
     y = np.ones_like(p)
     reduced = "mean" in name or "sum" in name
+    w = [np.full(4, 0.5, np.float32)] if name.endswith("_w") else []
     g = [np.ones((), np.float32) if reduced else np.ones_like(p)] if "backward" in name else []
-    outs = [np.zeros_like(p) for _ in range(n_out)] or [np.zeros((), np.float32)]
-    assert launch(lib, name, [p, y] + g + outs) == OUT_OF_RANGE
+    outs = ([np.zeros(4, np.float32)] if w else [np.zeros_like(p) for _ in range(n_out)]) or [np.zeros((), np.float32)]
+    assert launch(lib, name, [p, y] + w + g + outs) == OUT_OF_RANGE
     assert last_error(lib) == "For 'BCELoss', every element of 'logits' must be in [0, 1], but got -3.5e-08 at index 5."
     p[1, 1] = 0.0
-    assert launch(lib, name, [p, y] + g + outs) == OUT_OF_RANGE
+    assert launch(lib, name, [p, y] + w + g + outs) == OUT_OF_RANGE
     assert last_error(lib).endswith("but got 2 at index 6.")
     p[1, 2] = 1.0
-    assert launch(lib, name, [p, y] + g + outs) == OK
+    assert launch(lib, name, [p, y] + w + g + outs) == OK
+
+
+def test_fused_bce_backward_leaves_the_domain_to_the_forward(lib):
+    """The fused backward serves PyNative, where the forward (which checks) always
+    runs first: it does not check, so one gradient call reports the error once."""
+    p = np.array([0.5, -0.25, 0.75], np.float32)
+    y = np.ones_like(p)
+    dp, dy = np.zeros_like(p), np.zeros_like(p)
+    assert launch(lib, "bce_backward_sum", [p, y, np.ones((), np.float32), dp, dy]) == OK
+    assert np.isfinite(dp[[0, 2]]).all() and np.isnan(dy[1])

@@ -5,21 +5,25 @@ including 0, +-tiny, +-huge, +-inf and NaN, soft and out-of-range targets,
 every reduction and public name, both SIMD paths and 1 or 2 threads: the
 forward and every gradient against the float64 reference within the spec's
 bars (section 6), NaN exactly where the reference is NaN, infinities equal,
-and the documented exception where the arguments are invalid.
+the logits family's result in the operands' widest dtype, BCELoss's
+RuntimeError (naming the first probability outside [0, 1] and its index)
+where one is, and the documented exception where the arguments are invalid.
 
 Profiles (``MS_BCE_HYPOTHESIS``): ``quick`` (default, part of the README's
-test command, derandomised, about a minute) and ``long`` (>= 10^5 examples:
+test command, derandomised, about 15 s) and ``long`` (>= 10^5 examples:
 ``MS_BCE_HYPOTHESIS=long python -m pytest tests/test_properties.py``).  The
 examples each test ran are printed in the terminal summary.
 
 References.  Inputs are read back from the Tensors built (so float16 and
-bfloat16 values are the quantised ones the kernel sees).  The logits family
-computes in double and rounds once, so its reference is the spec's float64
-formula.  The BCELoss family is specified as MindSpore 2.10's rule in float32
-arithmetic (docs/design.md): where one of that rule's float32 intermediates
-overflows or underflows float32's normal range (huge targets or weights), the
-expected value is the rule evaluated in float32 (``bce_float32_*`` below);
-elsewhere it is the float64 reference, within the same bars.
+bfloat16 values are the quantised ones the kernel sees; they are built on
+the host, with the values of MindSpore's Cast op, and no op launched).  The
+logits family computes in double and rounds once, so its reference is the
+spec's float64 formula.  The BCELoss family is specified as MindSpore 2.10's
+rule in float32 arithmetic (docs/design.md): where one of that rule's float32
+intermediates overflows or underflows float32's normal range (huge targets or
+weights), the expected value is the rule evaluated in float32
+(``bce_float32_*`` below); elsewhere it is the float64 reference, within the
+same bars.
 """
 import collections
 import math
@@ -28,7 +32,7 @@ import os
 import mindspore as ms
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from mindspore import Tensor
@@ -102,13 +106,15 @@ LOGIT_SPECIALS, TARGET_SPECIALS, WEIGHT_SPECIALS, PROB_SPECIALS, GRAD_SPECIALS =
     _f32(v) for v in (LOGIT_SPECIALS, TARGET_SPECIALS, WEIGHT_SPECIALS, PROB_SPECIALS, GRAD_SPECIALS))
 
 ANY_F32 = st.floats(width=32, allow_nan=True, allow_infinity=True)
+# the probabilities BCELoss accepts: [0, 1] and NaN
+PROB_IN_SPECIALS = [v for v in PROB_SPECIALS if not (v < 0 or v > 1)]
 
 
-def elements(specials, typical, extreme):
+def elements(specials, typical, extreme, any_value=ANY_F32):
     """Typical values only, or typical, special and any float32 values mixed."""
     if not extreme:
         return typical
-    return st.one_of(typical, st.sampled_from(specials), ANY_F32)
+    return st.one_of(typical, st.sampled_from(specials), any_value)
 
 
 def value_strategies(extreme):
@@ -118,8 +124,13 @@ def value_strategies(extreme):
         "y_out": elements(TARGET_SPECIALS, st.floats(-3, 4, width=32), extreme),
         "w": elements(WEIGHT_SPECIALS, st.floats(0, 4, width=32), extreme),
         "p": elements(PROB_SPECIALS, st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 1, width=32)), extreme),
+        "p_in": elements(PROB_IN_SPECIALS, st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 1, width=32)),
+                         extreme, st.floats(0, 1, width=32)),
         "g": elements(GRAD_SPECIALS, st.floats(-3, 3, width=32), extreme),
     }
+
+
+VALUES = {extreme: value_strategies(extreme) for extreme in (False, True)}
 
 
 def array(draw, shape, strategy):
@@ -197,24 +208,40 @@ GRAD_APIS = {"ops.binary_cross_entropy_with_logits", "mint.nn.functional.binary_
              "mint.nn.functional.binary_cross_entropy"}
 
 
-def gradients(api, reduction, x, y, w, p, sens):
-    """Gradients of the loss for every Tensor operand, with `sens` (a Tensor of
-    the loss's dtype and shape) as its incoming gradient: the loss is not the
-    last layer.  (Handed to the backward as is: a MindSpore Mul in between
-    would flush a subnormal incoming gradient to zero.)"""
-    fn = loss_fn(api, None, None, reduction)
-    has_w, has_p = w is not None, p is not None
+_GRAD_FNS = {}
 
-    def loss(*ops):
-        it = iter(ops)
-        a, b = next(it), next(it)
-        c = next(it) if has_w else None
-        d = next(it) if has_p else None
-        return fn(a, b, c, d) if api in LOGITS_APIS else fn(a, b, c)
+
+def grad_fn(api, reduction, has_w, has_p):
+    """GRAD_ALL of the loss through `api` as a function of its Tensor operands
+    (x, y[, w][, p]), built once per API, reduction and operand set."""
+    key = (api, reduction, has_w, has_p)
+    if key not in _GRAD_FNS:
+        fn = loss_fn(api, None, None, reduction)
+
+        def loss(*ops):
+            it = iter(ops)
+            a, b = next(it), next(it)
+            c = next(it) if has_w else None
+            d = next(it) if has_p else None
+            return fn(a, b, c, d) if api in LOGITS_APIS else fn(a, b, c)
+        _GRAD_FNS[key] = GRAD_ALL(FnCell(loss))
+    return _GRAD_FNS[key]
+
+
+def gradients(api, reduction, x, y, w, p, sens):
+    """Gradients (Tensors, not read yet) of the loss for every Tensor operand
+    (None for absent ones), with `sens` (a Tensor of the loss's dtype and
+    shape) as its incoming gradient: the loss is not the last layer.  (Handed
+    to the backward as is: a MindSpore Mul in between would flush a subnormal
+    incoming gradient to zero.)"""
     operands = [t for t in (x, y, w, p) if t is not None]
-    got = GRAD_ALL(FnCell(loss))(*operands, sens)
-    got = iter([to_f64(t) for t in got])
+    got = iter(grad_fn(api, reduction, w is not None, p is not None)(*operands, sens))
     return [next(got) if t is not None else None for t in (x, y, w, p)]
+
+
+def read(tensors):
+    """float64 values of Tensors (None stays None)."""
+    return [None if t is None else to_f64(t) for t in tensors]
 
 
 # ------------------------------------------------------- tensors, checks ---
@@ -225,25 +252,36 @@ NP_DTYPE = {ms.float32: np.float32, ms.float16: np.float16}
 
 
 def tensor(a, dtype):
-    """A Tensor of `dtype` from float32 values (MindSpore's round-to-nearest cast)."""
-    t = Tensor(np.asarray(a, np.float32))
-    return t if dtype == ms.float32 else t.astype(dtype)
+    """A Tensor of `dtype` from float32 values, rounded to nearest even by
+    MindSpore's host conversion (the same values as its Cast op:
+    test_numpy_rounding_matches_mindspore_cast), with no op launched."""
+    return Tensor(np.asarray(a, np.float32), dtype=dtype)
 
 
 def to_f64(t):
-    if t.dtype == ms.bfloat16:
-        t = t.astype(ms.float32)
+    """float64 values of a Tensor (bfloat16 reads back as MindSpore's numpy bfloat16)."""
     return t.asnumpy().astype(np.float64)
 
 
-def quantize(a, dtype):
-    return to_f64(tensor(a, dtype))
+def bfloat16_rne(a):
+    """float32 values rounded to bfloat16 (nearest even; overflow to inf), as float64."""
+    a = np.asarray(a, np.float32)
+    b = np.ascontiguousarray(a).view(np.uint32).astype(np.uint64)
+    s16, one = np.uint64(16), np.uint64(1)
+    r = ((b + np.uint64(0x7FFF) + ((b >> s16) & one)) >> s16 << s16).astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(a), np.nan, r.astype(np.float64).reshape(a.shape))
 
 
 def rounds_to(v, dtype):
-    """float64 values as stored in dtype (round to nearest even; overflow to inf)."""
-    return quantize(np.asarray(v, np.float64).astype(np.float32), dtype) if dtype != ms.float32 else \
-        np.asarray(v, np.float64).astype(np.float32).astype(np.float64)
+    """float64 values as stored in dtype: rounded to float32, then to dtype
+    (round to nearest even; overflow to inf), in NumPy."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        v32 = np.asarray(v, np.float64).astype(np.float32)
+        if dtype == ms.float32:
+            return v32.astype(np.float64)
+        if dtype == ms.float16:
+            return v32.astype(np.float16).astype(np.float64)
+    return bfloat16_rne(v32)
 
 
 def check_close(actual, expected, dtype, tol, what, skip=None):
@@ -364,7 +402,8 @@ def logits_scales(x, y, w, p, g, reduction):
 
 def logits_indeterminate(x, y, w, p, g, dtype):
     """`indeterminate` masks (elementwise, x's shape) of the loss, dX, dY and
-    dW: each output's bracket of terms, and the infinite factors outside it."""
+    dW: each output's bracket of terms, and the infinite factors outside it.
+    `dtype`: the outputs' dtype, or a tuple of the four (loss, dX, dY, dW)."""
     wb = np.broadcast_to(1.0 if w is None else w, x.shape)
     pb = np.broadcast_to(1.0 if p is None else p, x.shape)
     gb = np.broadcast_to(g, x.shape)
@@ -378,9 +417,9 @@ def logits_indeterminate(x, y, w, p, g, dtype):
         sb = amul(omy, sig_pos) + amul(pb, y, sig_neg)
         c = ref.mul0(pb, sp_neg) - sp_pos
         sc = amul(pb, sp_neg) + np.abs(sp_pos)
-    lim = DTYPE_MAX[dtype]
-    return (indeterminate(u, su, wb, rel=1e-5, limit=lim), indeterminate(b, sb, gb, wb, rel=1e-5, limit=lim),
-            indeterminate(c, sc, gb, wb, rel=1e-5, limit=lim), indeterminate(u, su, gb, rel=1e-5, limit=lim))
+    lim = [DTYPE_MAX[d] for d in (dtype if isinstance(dtype, tuple) else (dtype,) * 4)]
+    return (indeterminate(u, su, wb, rel=1e-5, limit=lim[0]), indeterminate(b, sb, gb, wb, rel=1e-5, limit=lim[1]),
+            indeterminate(c, sc, gb, wb, rel=1e-5, limit=lim[2]), indeterminate(u, su, gb, rel=1e-5, limit=lim[3]))
 
 
 # --------------------------------------------------------- BCE reference ---
@@ -473,100 +512,201 @@ def bce_scales(p, y, w, g):
 
 # ------------------------------------------------------------ the checks ---
 
+def promoted(dtypes):
+    """The logits family's result dtype: the widest of the operands' (float16
+    with bfloat16 gives float32)."""
+    return dtypes[0] if len(set(dtypes)) == 1 else ms.float32
+
+
+def run_each(path, threads, run):
+    """run() (a list of float64 arrays and Nones) with each thread count in
+    `threads` (an int or a tuple): the results must not depend on it."""
+    results = []
+    for t in (threads,) if isinstance(threads, int) else threads:
+        set_path(path, t)
+        results.append(run())
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert (a is None) == (b is None) and (a is None or a.tobytes() == b.tobytes()), \
+                f"{threads} threads differ"
+    return results[0]
+
+
 def check_logits(api, reduction, shapes, dtypes, arrays, path, threads, grads=True):
-    """Runs one configuration of the logits family and checks forward and
-    gradients against the float64 reference."""
+    """Runs one configuration of the logits family (with each thread count
+    in `threads`) and checks forward and gradients against the float64
+    reference."""
     x_shape, w_shape, p_shape = shapes
-    set_path(path, threads)
     tx, ty = tensor(arrays["x"], dtypes[0]), tensor(arrays["y"], dtypes[1])
     tw = None if w_shape is None else tensor(arrays["w"], dtypes[2])
     tp = None if p_shape is None else tensor(arrays["p"], dtypes[3])
     x, y = to_f64(tx), to_f64(ty)
     w = None if tw is None else to_f64(tw)
     p = None if tp is None else to_f64(tp)
-    out_dtype = dtypes[0]
-    out = loss_fn(api, tw, tp, reduction)(tx, ty)
-    assert out.dtype == out_dtype and out.shape == (x_shape if reduction == "none" else ())
+    out_dtype = promoted([t.dtype for t in (tx, ty, tw, tp) if t is not None])
+    tg = tensor(arrays["g"] if reduction == "none" else arrays["g0"], out_dtype) if grads else None
+
+    def run():
+        out = loss_fn(api, tw, tp, reduction)(tx, ty)
+        assert out.dtype == out_dtype and out.shape == (x_shape if reduction == "none" else ())
+        return read([out] + (gradients(api, reduction, tx, ty, tw, tp, tg) if grads else []))
+    got = run_each(path, threads, run)
     expected = ref.bce_with_logits(x, y, w, p, reduction)
     n = int(np.prod(x_shape))
-    scales = logits_scales(x, y, w, p, 1.0, "none")
-    skip_loss = logits_indeterminate(x, y, w, p, 1.0, out_dtype)[0]
+    g = to_f64(tg) if grads else 1.0
+    # the loss's entries of these do not depend on the incoming gradient g
+    s = logits_scales(x, y, w, p, g, reduction)
+    gb = ref.incoming_grad(g, x_shape, reduction)
+    # each gradient has its operand's dtype (computed in out_dtype, then cast)
+    grad_dtypes = (out_dtype, tx.dtype, ty.dtype, out_dtype if tw is None else tw.dtype)
+    skips = logits_indeterminate(x, y, w, p, gb, grad_dtypes) + (np.zeros(x_shape, bool),)
     if reduction == "none":
-        check_close(to_f64(out), expected, out_dtype, elementwise_tol(scales[0], out_dtype), "loss", skip_loss)
+        check_close(got[0], expected, out_dtype, elementwise_tol(s[0], out_dtype), "loss", skips[0])
     else:
-        total = sum_scale(scales[0], reduction, n)
-        check_close(to_f64(out), expected, out_dtype, reduced_tol(expected, total, out_dtype), f"loss {reduction}",
-                    skip_loss.any())
+        total = sum_scale(s[0], reduction, n)
+        check_close(got[0], expected, out_dtype, reduced_tol(expected, total, out_dtype), f"loss {reduction}",
+                    skips[0].any())
     if not grads:
         return
-    tg = tensor(arrays["g"] if reduction == "none" else arrays["g0"], out_dtype)
-    g = to_f64(tg)
-    got = gradients(api, reduction, tx, ty, tw, tp, tg)
     want = ref.bce_with_logits_grads(x, y, w, p, reduction, g)
-    s = logits_scales(x, y, w, p, g, reduction)
-    skips = logits_indeterminate(x, y, w, p, ref.incoming_grad(g, x_shape, reduction), out_dtype) + (
-        np.zeros(x_shape, bool),)
     for k, (name, t) in enumerate(zip(("dx", "dy", "dw", "dp"), (tx, ty, tw, tp))):
         if t is None:
-            assert got[k] is None
+            assert got[k + 1] is None
             continue
         if k < 2:
-            check_close(got[k], want[k], t.dtype, elementwise_tol(s[k + 1], t.dtype), name, skips[k + 1])
+            check_close(got[k + 1], want[k], t.dtype, elementwise_tol(s[k + 1], t.dtype), name, skips[k + 1])
         elif not skips[k + 1].any():  # a sum over broadcast dimensions: indeterminate if any term is
             scale = ref.reduce_to_shape(s[k + 1], t.shape)
-            check_reduced_gradient(got[k], want[k], scale, t.shape, x_shape, t.dtype, name)
+            check_reduced_gradient(got[k + 1], want[k], scale, t.shape, x_shape, t.dtype, name)
+
+
+def float32_text(v):
+    """The shortest text that reads back as float32 v, fixed or scientific,
+    whichever is shorter (fixed on a tie; in fixed, of the texts that short,
+    the nearest to v: an integer's exact digits): C++'s std::to_chars."""
+    v = np.float32(v)
+    if np.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    fixed = np.format_float_positional(v, unique=True, trim="-")
+    sci = np.format_float_scientific(v, unique=True, trim="-", exp_digits=2)
+    if len(fixed) > len(sci):
+        return sci
+    return str(int(v)) if v == np.floor(v) else fixed
+
+
+def domain_error_message(p):
+    """BCELoss's message for probabilities p (the values the kernel sees) with
+    one outside [0, 1]: the first such one in C order, and its flat index."""
+    i = int(np.flatnonzero((p < 0) | (p > 1))[0])
+    return (f"For 'BCELoss', every element of 'logits' must be in [0, 1], but got {float32_text(p.flat[i])} "
+            f"at index {i}.")
+
+
+def expect_runtime_error(call, message):
+    """call() raises RuntimeError with `message`, at the latest when its
+    results are read (PyNative runs the kernels asynchronously)."""
+    with pytest.raises(RuntimeError) as info:
+        result = call()
+        for r in result if isinstance(result, (list, tuple)) else [result]:
+            if isinstance(r, Tensor):
+                r.asnumpy()
+    assert message in str(info.value), str(info.value)
 
 
 def check_bce(api, reduction, shapes, dtype, arrays, path, threads, grads=True):
+    """The same for the BCELoss family (one dtype for all operands): values
+    where every probability is in [0, 1] or NaN, else the RuntimeError."""
     x_shape, w_shape = shapes
-    set_path(path, threads)
     tx, ty = tensor(arrays["p"], dtype), tensor(arrays["y"], dtype)
     tw = None if w_shape is None else tensor(arrays["w"], dtype)
+    tg = tensor(arrays["g"] if reduction == "none" else arrays["g0"], dtype) if grads else None
     p, y = to_f64(tx), to_f64(ty)
     w = None if tw is None else to_f64(tw)
     wb = np.broadcast_to(1.0 if w is None else w, x_shape)
     n = int(np.prod(x_shape))
-    out = loss_fn(api, tw, None, reduction)(tx, ty)
-    assert out.dtype == dtype and out.shape == (x_shape if reduction == "none" else ())
-    loss, _, _, _, exc = bce_expected(p, y, wb, np.ones(x_shape))
-    sl = bce_scales(p, y, wb, np.ones(x_shape))
+    if np.any((p < 0) | (p > 1)):  # a probability outside [0, 1] (NaN is not): refused, forward and backward
+        message = domain_error_message(p)
+        event("BCELoss: a probability outside [0, 1] (the RuntimeError checked)")
+
+        def refused():
+            expect_runtime_error(lambda: loss_fn(api, tw, None, reduction)(tx, ty), message)
+            if grads:
+                expect_runtime_error(lambda: gradients(api, reduction, tx, ty, tw, None, tg), message)
+            return []
+        run_each(path, threads, refused)
+        return
+
+    def run():
+        out = loss_fn(api, tw, None, reduction)(tx, ty)
+        assert out.dtype == dtype and out.shape == (x_shape if reduction == "none" else ())
+        return read([out] + (gradients(api, reduction, tx, ty, tw, None, tg)[:3] if grads else []))
+    got = run_each(path, threads, run)
+    # the kernel's per-element incoming gradient: g, or float32(g / numel) for 'mean' (float32 arithmetic);
+    # the loss's entries below do not depend on it
+    g = to_f64(tg) if grads else 1.0
+    gk = np.broadcast_to(np.float64(np.float32(g / n)) if reduction == "mean" and n else g, x_shape)
+    loss, dx, dy, dw, exc = bce_expected(p, y, wb, gk)
+    s = bce_scales(p, y, wb, gk)
+    skips = bce_indeterminate(p, y, wb, gk, dtype)
     if exc.any():
         note(f"float32-exceptional elements: {int(exc.sum())}")
-    skip_loss = bce_indeterminate(p, y, wb, np.ones(x_shape), dtype)[0]
     if reduction == "none":
-        check_close(to_f64(out), loss, dtype, elementwise_tol(sl[0], dtype), "loss", skip_loss)
+        check_close(got[0], loss, dtype, elementwise_tol(s[0], dtype), "loss", skips[0])
     else:
         with np.errstate(invalid="ignore", over="ignore"):
             total = np.sum(loss)
             expected = total if reduction == "sum" else (total / n if n else np.nan)
-        check_close(to_f64(out), expected, dtype, reduced_tol(expected, sum_scale(sl[0], reduction, n), dtype),
-                    f"loss {reduction}", skip_loss.any())
+        check_close(got[0], expected, dtype, reduced_tol(expected, sum_scale(s[0], reduction, n), dtype),
+                    f"loss {reduction}", skips[0].any())
     if not grads:
         return
-    tg = tensor(arrays["g"] if reduction == "none" else arrays["g0"], dtype)
-    g = to_f64(tg)
-    # the kernel's per-element incoming gradient: g, or float32(g / numel) for 'mean' (float32 arithmetic)
-    gk = np.broadcast_to(np.float64(np.float32(g / n)) if reduction == "mean" and n else g, x_shape)
-    got = gradients(api, reduction, tx, ty, tw, None, tg)
-    _, dx, dy, dw, _ = bce_expected(p, y, wb, gk)
-    s = bce_scales(p, y, wb, gk)
-    skips = bce_indeterminate(p, y, wb, gk, dtype)
-    check_close(got[0], dx, dtype, elementwise_tol(s[1], dtype), "dp", skips[1])
-    check_close(got[1], dy, dtype, elementwise_tol(s[2], dtype), "dy", skips[2])
+    check_close(got[1], dx, dtype, elementwise_tol(s[1], dtype), "dp", skips[1])
+    check_close(got[2], dy, dtype, elementwise_tol(s[2], dtype), "dy", skips[2])
     if tw is not None and not skips[3].any():  # a sum over broadcast dimensions: indeterminate if any term is
-        check_reduced_gradient(got[2], ref.reduce_to_shape(dw, tw.shape), ref.reduce_to_shape(s[3], tw.shape),
+        check_reduced_gradient(got[3], ref.reduce_to_shape(dw, tw.shape), ref.reduce_to_shape(s[3], tw.shape),
                                tw.shape, x_shape, dtype, "dw")
 
 
 # ------------------------------------------------------------- the tests ---
 
+def test_numpy_rounding_matches_mindspore_cast():
+    """The oracle's NumPy rounding (rounds_to) and the Tensors it builds
+    (tensor: host conversion) give the values of MindSpore's Cast op, for
+    every special value, every float16/bfloat16 halfway point and 2^17
+    random float32 bit patterns."""
+    halfway = np.concatenate([(np.arange(2 ** 16, dtype=np.uint32) << 16) | 0x8000,
+                              (np.arange(2 ** 16, dtype=np.uint32) << 16) | 0x7FFF]).view(np.float32)
+    f16_half = (np.arange(2 ** 16, dtype=np.uint16).view(np.float16).astype(np.float64)
+                + np.spacing(np.arange(2 ** 16, dtype=np.uint16).view(np.float16)).astype(np.float64) / 2)
+    bits = np.random.default_rng(0).integers(0, 2 ** 32, 2 ** 17, dtype=np.uint64).astype(np.uint32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.concatenate([np.array(LOGIT_SPECIALS + TARGET_SPECIALS + WEIGHT_SPECIALS + PROB_SPECIALS
+                                          + GRAD_SPECIALS, np.float32), halfway, f16_half.astype(np.float32),
+                                 bits.view(np.float32)])
+    for dtype in (ms.float16, ms.bfloat16):
+        cast = Tensor(values).astype(dtype).astype(ms.float32).asnumpy().astype(np.float64)
+        for what, got in (("rounds_to", rounds_to(values, dtype)), ("tensor", to_f64(tensor(values, dtype)))):
+            same = (got == cast) | (np.isnan(got) & np.isnan(cast))
+            assert same.all(), f"{what} {dtype}: {values[~same][:5]} -> {got[~same][:5]}, Cast: {cast[~same][:5]}"
+
+def incoming_gradients(draw, v, x_shape, api, reduction):
+    """The incoming gradient the gradient check uses (none where the API's
+    gradients are not asked for): per element for 'none', a scalar else."""
+    if api not in GRAD_APIS:
+        return {"g": None, "g0": None}
+    if reduction == "none":
+        return {"g": array(draw, x_shape, v["g"]), "g0": None}
+    return {"g": None, "g0": np.float32(draw(v["g"]))}
+
+
 @st.composite
-def logits_cases(draw, max_rank=5, dtypes=("float32", "float16", "bfloat16")):
+def logits_cases(draw, max_rank=5, dtypes=("float32", "float16", "bfloat16"), apis=None):
+    """Shapes, dtypes and values (and, with `apis`, the API and reduction)."""
     x_shape = draw(input_shapes(max_rank))
     w_shape = draw(st.none() | broadcast_shapes(x_shape))
     p_shape = draw(st.none() | broadcast_shapes(x_shape))
     extreme = draw(st.booleans())
-    v = value_strategies(extreme)
+    v = VALUES[extreme]
     first = draw(st.sampled_from(dtypes))
     mixed = draw(st.integers(0, 3)) == 0
     dts = [DTYPES[draw(st.sampled_from(dtypes))] if mixed and k else DTYPES[first] for k in range(4)]
@@ -575,18 +715,20 @@ def logits_cases(draw, max_rank=5, dtypes=("float32", "float16", "bfloat16")):
         "y": array(draw, x_shape, v["y_out"] if draw(st.booleans()) else v["y"]),
         "w": None if w_shape is None else array(draw, w_shape, v["w"]),
         "p": None if p_shape is None else array(draw, p_shape, v["w"]),
-        "g": array(draw, x_shape, v["g"]),
-        "g0": np.float32(draw(v["g"])),  # the incoming gradient of 'mean' and 'sum'
     }
-    return (x_shape, w_shape, p_shape), dts, arrays
+    if apis is None:
+        return (x_shape, w_shape, p_shape), dts, arrays
+    reduction, api = draw(st.sampled_from(ref.REDUCTIONS)), draw(st.sampled_from(apis))
+    arrays.update(incoming_gradients(draw, v, x_shape, api, reduction))
+    return (x_shape, w_shape, p_shape), dts, arrays, reduction, api
 
 
 @profile_settings("logits")
-@given(case=logits_cases(), reduction=st.sampled_from(ref.REDUCTIONS), api=st.sampled_from(LOGITS_APIS),
-       path=st.sampled_from(["avx2", "scalar"]), threads=st.sampled_from([1, 2]))
-def test_logits_forward_and_gradients_match_reference(case, reduction, api, path, threads):
+@given(case=logits_cases(apis=LOGITS_APIS), path=st.sampled_from(["avx2", "scalar"]),
+       threads=st.sampled_from([1, 2]))
+def test_logits_forward_and_gradients_match_reference(case, path, threads):
     RAN["logits"] += 1
-    shapes, dts, arrays = case
+    shapes, dts, arrays, reduction, api = case
     check_logits(api, reduction, shapes, dts, arrays, path, threads, grads=api in GRAD_APIS)
 
 
@@ -595,26 +737,26 @@ def bce_cases(draw, max_rank=5):
     x_shape = draw(input_shapes(max_rank))
     w_shape = draw(st.none() | broadcast_shapes(x_shape))
     extreme = draw(st.booleans())
-    v = value_strategies(extreme)
+    v = VALUES[extreme]
     arrays = {
-        "p": array(draw, x_shape, v["p"]),
+        # half the extreme ones with probabilities in [0, 1] or NaN only (the others mostly raise)
+        "p": array(draw, x_shape, v["p"] if draw(st.booleans()) else v["p_in"]),
         "y": array(draw, x_shape, v["y_out"] if draw(st.booleans()) else v["y"]),
         "w": None if w_shape is None else array(draw, w_shape, v["w"]),
-        "g": array(draw, x_shape, v["g"]),
-        "g0": np.float32(draw(v["g"])),
     }
-    return (x_shape, w_shape), arrays
+    reduction, api = draw(st.sampled_from(ref.REDUCTIONS)), draw(st.sampled_from(BCE_APIS))
+    arrays.update(incoming_gradients(draw, v, x_shape, api, reduction))
+    return (x_shape, w_shape), arrays, reduction, api
 
 
 @profile_settings("bce")
-@given(case=bce_cases(), reduction=st.sampled_from(ref.REDUCTIONS), api=st.sampled_from(BCE_APIS),
-       dtype=st.sampled_from(["float32", "float16", "bfloat16"]), path=st.sampled_from(["avx2", "scalar"]),
-       threads=st.sampled_from([1, 2]))
-def test_bce_forward_and_gradients_match_reference(case, reduction, api, dtype, path, threads):
+@given(case=bce_cases(), dtype=st.sampled_from(["float32", "float16", "bfloat16"]),
+       path=st.sampled_from(["avx2", "scalar"]), threads=st.sampled_from([1, 2]))
+def test_bce_forward_and_gradients_match_reference(case, dtype, path, threads):
+    shapes, arrays, reduction, api = case
     if dtype == "bfloat16" and api != "mint.nn.BCELoss":
         dtype = "float32"  # bfloat16 only where mint documents it (refused elsewhere: test_invalid_arguments)
     RAN["bce"] += 1
-    shapes, arrays = case
     check_bce(api, reduction, shapes, DTYPES[dtype], arrays, path, threads, grads=api in GRAD_APIS)
 
 
@@ -629,13 +771,15 @@ BAD_REDUCTION_TYPES = [1, 0.5, None, True, b"mean", ["mean"], ("sum",), {"mean"}
 BAD_REDUCTION_VALUES = ["avg", "Mean", "SUM", "", "mean ", " none", "elementwise_mean", "batchmean", "nan", "mean\n"]
 
 
+NP_OF = {ms.int32: np.int32, ms.int64: np.int64, ms.int8: np.int8, ms.uint8: np.uint8, ms.bool_: np.bool_,
+         ms.float64: np.float64, ms.complex64: np.complex64, ms.float32: np.float32, ms.float16: np.float16}
+
+
 def any_tensor(shape, dtype):
-    a = np.zeros(shape, np.float32)
-    if dtype == ms.bool_:
-        return Tensor(a.astype(np.bool_))
-    if dtype == ms.complex64:
-        return Tensor(a.astype(np.complex64))
-    return Tensor(a).astype(dtype)
+    """A Tensor of zeros of `dtype` (built on the host: no op launched)."""
+    if dtype == ms.bfloat16:
+        return Tensor(np.zeros(shape, np.float32), dtype=ms.bfloat16)
+    return Tensor(np.zeros(shape, NP_OF[dtype]))
 
 
 @profile_settings("invalid")
@@ -725,7 +869,9 @@ def chunked_cases(draw):
         x_shape = ((max(1, n_target // (last * mid)),) + ((mid,) if rank == 3 else ()) + (last,))
     w_shape = draw(st.none() | broadcast_shapes(x_shape))
     p_shape = draw(st.none() | broadcast_shapes(x_shape))
-    return x_shape, w_shape, p_shape, draw(st.integers(0, 2 ** 32 - 1)), draw(st.floats(0, 0.2))
+    # for BCELoss: 0 (probabilities in [0, 1] or NaN) or 1-3 outside [0, 1], anywhere (any chunk)
+    outside = draw(st.integers(0, 3))
+    return x_shape, w_shape, p_shape, draw(st.integers(0, 2 ** 32 - 1)), draw(st.floats(0, 0.2)), outside
 
 
 def random_values(rng, shape, specials, lo, hi, special_fraction):
@@ -735,49 +881,38 @@ def random_values(rng, shape, specials, lo, hi, special_fraction):
     return a
 
 
+PROB_OUT_SPECIALS = [v for v in PROB_SPECIALS if v < 0 or v > 1]
+
+
 @profile_settings("chunked")
 @given(case=chunked_cases(), reduction=st.sampled_from(ref.REDUCTIONS), family=st.sampled_from(["logits", "bce"]),
        path=st.sampled_from(["avx2", "scalar"]), dtype=st.sampled_from(["float32", "float16"]))
 def test_chunked_inputs_match_reference_and_do_not_depend_on_threads(case, reduction, family, path, dtype):
+    """The forward and gradients with 1 and 2 threads: bitwise equal (or the
+    same first probability outside [0, 1] named), and as the reference."""
     RAN["chunked"] += 1
-    x_shape, w_shape, p_shape, seed, frac = case
+    x_shape, w_shape, p_shape, seed, frac, outside = case
     rng = np.random.default_rng(seed)
     arrays = {
         "x": random_values(rng, x_shape, LOGIT_SPECIALS, -20, 20, frac),
-        "p": random_values(rng, x_shape, PROB_SPECIALS, 0, 1, frac),
+        "p": random_values(rng, x_shape, PROB_IN_SPECIALS, 0, 1, frac),
         "y": random_values(rng, x_shape, TARGET_SPECIALS, 0, 1, frac),
         "w": None if w_shape is None else random_values(rng, w_shape, WEIGHT_SPECIALS, 0, 3, frac),
         "g": random_values(rng, x_shape, GRAD_SPECIALS, -2, 2, frac),
         "g0": random_values(rng, (), GRAD_SPECIALS, 0.5, 2, frac),
     }
     arrays["p_w"] = None if p_shape is None else random_values(rng, p_shape, WEIGHT_SPECIALS, 0, 3, frac)
+    arrays["p"].flat[rng.integers(0, arrays["p"].size, outside)] = rng.choice(PROB_OUT_SPECIALS, outside)
     dt = DTYPES[dtype]
-    results = []
-    for threads in (1, 2):
-        set_path(path, threads)
-        if family == "logits":
-            tw = None if w_shape is None else tensor(arrays["w"], dt)
-            tp = None if p_shape is None else tensor(arrays["p_w"], dt)
-            tx, ty = tensor(arrays["x"], dt), tensor(arrays["y"], dt)
-            api = "ops.binary_cross_entropy_with_logits"
-        else:
-            tw = None if w_shape is None else tensor(arrays["w"], dt)
-            tp = None
-            tx, ty = tensor(arrays["p"], dt), tensor(arrays["y"], dt)
-            api = "ops.binary_cross_entropy"
-        tg = tensor(arrays["g"] if reduction == "none" else arrays["g0"], dt)
-        out = to_f64(loss_fn(api, tw, tp, reduction)(tx, ty))
-        results.append([out] + [gr for gr in gradients(api, reduction, tx, ty, tw, tp, tg) if gr is not None])
-    for a, b in zip(*results):
-        assert a.tobytes() == b.tobytes(), "1 and 2 threads differ"
     if family == "logits":
         check_logits("ops.binary_cross_entropy_with_logits", reduction, (x_shape, w_shape, p_shape), [dt] * 4,
                      {"x": arrays["x"], "y": arrays["y"], "w": arrays["w"], "p": arrays["p_w"], "g": arrays["g"],
                       "g0": arrays["g0"]},
-                     path, 2)
+                     path, (1, 2))
     else:
         check_bce("ops.binary_cross_entropy", reduction, (x_shape, w_shape), dt,
-                  {"p": arrays["p"], "y": arrays["y"], "w": arrays["w"], "g": arrays["g"], "g0": arrays["g0"]}, path, 2)
+                  {"p": arrays["p"], "y": arrays["y"], "w": arrays["w"], "g": arrays["g"], "g0": arrays["g0"]},
+                  path, (1, 2))
 
 
 # -------------------------------------------------------------- graph mode ---
@@ -807,8 +942,9 @@ def test_graph_mode_matches_reference(case, reduction, family, path):
     x, y = to_f64(tx), to_f64(ty)
     w = None if tw is None else to_f64(tw)
     p = None if tp is None else to_f64(tp)
-    out = to_f64(FnCell(net)(tx, ty))
-    dx = to_f64(ms.grad(FnCell(net), grad_position=0)(tx, ty))
+    cell = FnCell(net)  # one cell: its forward and gradient graphs share the parse
+    out = to_f64(cell(tx, ty))
+    dx = to_f64(ms.grad(cell, grad_position=0)(tx, ty))
     n = int(np.prod(x_shape))
     if family == "logits":
         expected = ref.bce_with_logits(x, y, w, p, reduction)

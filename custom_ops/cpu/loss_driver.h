@@ -455,14 +455,16 @@ int64_t first_outside_unit_interval(const T *x, int64_t n) {
 // Per chunk, the flat index of its first input outside the domain (-1: none).
 // Chunks cover ascending index ranges, so the first chunk that found one
 // holds the first in the whole input, whatever the thread count.
+// `enabled` false: no check (the fused backward: see backward()).
 template <class Loss, class T>
 class DomainCheck {
  public:
-  explicit DomainCheck(int64_t chunks) : first_(unit_interval_input<Loss>() ? chunks : 0, -1) {}
+  DomainCheck(int64_t chunks, bool enabled) : first_(unit_interval_input<Loss>() && enabled ? chunks : 0, -1) {}
 
   // false (and the index kept) if segment [f0, f0 + n) of x holds a value outside
   bool segment_ok(int64_t c, const T *x, int64_t f0, int64_t n) {
     if constexpr (!unit_interval_input<Loss>()) return true;
+    if (first_.empty()) return true;
     const int64_t k = first_outside_unit_interval(x + f0, n);
     if (k < 0) return true;
     first_[c] = f0 + k;
@@ -556,7 +558,7 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
       const T *y = static_cast<const T *>(params[1]);
       T *out = static_cast<T *>(params[kIn]);
       std::vector<double> partial(chunks, 0.0);
-      DomainCheck<Loss, T> domain(chunks);
+      DomainCheck<Loss, T> domain(chunks, true);
       const int st = run_chunks(chunks, [&](int64_t c) {
         int64_t begin, end;
         chunk_range(n, chunks, c, &begin, &end);
@@ -629,7 +631,11 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
       }
       std::vector<ChunkGradient> wsum(dw && wi.kind != OperandKind::kFull ? chunks : 0);
       std::vector<ChunkGradient> psum(dp && pi.kind != OperandKind::kFull ? chunks : 0);
-      DomainCheck<Loss, T> domain(chunks);
+      // The one-output gradient kernels (graph mode, where the forward may be
+      // pruned) check the domain; the fused backward does not: it serves
+      // PyNative, which always runs the forward first, whose check reports the
+      // error once (a second report would surface at a later, unrelated read).
+      DomainCheck<Loss, T> domain(chunks, kOut != kAllGrads<HW, HP>);
       const int st = run_chunks(chunks, [&](int64_t c) {
         int64_t begin, end;
         chunk_range(n, chunks, c, &begin, &end);
