@@ -11,7 +11,8 @@ import ctypes
 import numpy as np
 
 # custom_ops/cpu/common.h: Status
-OK, BAD_PARAM_COUNT, BAD_DTYPE, BAD_SHAPE, BAD_RANK, NULL_DATA, NO_MEMORY, INTERNAL, OUT_OF_RANGE = range(9)
+OK, BAD_PARAM_COUNT, BAD_DTYPE, BAD_SHAPE, BAD_RANK, NULL_DATA, NO_MEMORY, INTERNAL = range(8)
+OUT_OF_RANGE = 10  # (8, 9: the GPU library's CUDA_ERROR, NOT_DEVICE_MEMORY: tests/gpu_support.py)
 
 
 def last_error(lib):

@@ -35,6 +35,7 @@ enum Status : int {
   kInternal = 7,         // an exception that should not happen
   kCudaError = 8,        // GPU only: a CUDA runtime call or kernel launch failed (no device, bad stream, ...)
   kNotDeviceMemory = 9,  // GPU only: a tensor pointer that is not device (or managed) memory
+  // 10: the CPU library's kOutOfRange (custom_ops/cpu/common.h)
 };
 
 constexpr int kMaxRank = 16;

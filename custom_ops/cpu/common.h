@@ -36,7 +36,8 @@ enum Status : int {
   kNullData = 5,       // a null pointer for a non-empty tensor
   kNoMemory = 6,       // scratch allocation failed
   kInternal = 7,       // an exception that should not happen
-  kOutOfRange = 8,     // an input value outside the loss's domain (BCELoss: a probability outside [0, 1]);
+  // 8, 9: the GPU library's kCudaError, kNotDeviceMemory (custom_ops/common/aot_abi.h)
+  kOutOfRange = 10,    // an input value outside the loss's domain (BCELoss: a probability outside [0, 1]);
                        // the message is in ms_bce_last_error()
 };
 
@@ -420,7 +421,7 @@ inline int out_of_range(const char *op, const char *arg, float value, int64_t in
 // launcher (the only caller that passes a non-null `extra`, its AotExtra)
 // calls the kernel inside try/catch(std::exception) and raises a Python
 // RuntimeError that carries what(); a bare status would show only "Return
-// value ... is 8".  Every other caller (ctypes: extra is nullptr) gets the
+// value ... is 10".  Every other caller (ctypes: extra is nullptr) gets the
 // status, the message in ms_bce_last_error(), and no exception.
 inline int report(int status, void *extra) {
   if (status == kOutOfRange && extra != nullptr) throw std::runtime_error(last_error());
