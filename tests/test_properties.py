@@ -942,9 +942,10 @@ def test_graph_mode_matches_reference(case, reduction, family, path):
     x, y = to_f64(tx), to_f64(ty)
     w = None if tw is None else to_f64(tw)
     p = None if tp is None else to_f64(tp)
-    cell = FnCell(net)  # one cell: its forward and gradient graphs share the parse
-    out = to_f64(cell(tx, ty))
-    dx = to_f64(ms.grad(cell, grad_position=0)(tx, ty))
+    # two cells: ms.grad of a cell that already ran in GRAPH_MODE failed to compile
+    # once in 256 examples here (MindSpore parsed FnCell.__init__ as the function)
+    out = to_f64(FnCell(net)(tx, ty))
+    dx = to_f64(ms.grad(FnCell(net), grad_position=0)(tx, ty))
     n = int(np.prod(x_shape))
     if family == "logits":
         expected = ref.bce_with_logits(x, y, w, p, reduction)
