@@ -1,6 +1,7 @@
 """Device-only: MindSpore is not installable on the GPU machine (offline), but
 the GPU kernel tests need only ms_bce._kernels.library_path and NumPy/CuPy.
 Any `mindspore...` import yields a module whose attributes are MagicMocks."""
+import importlib
 import importlib.abc
 import importlib.machinery
 import sys
@@ -19,11 +20,18 @@ def _init(self, *args, **kwargs):
     pass
 
 
+# subpackages ms_bce imports by `from mindspore import nn` (the stub module,
+# so `nn.Cell` is a real class to subclass, not a MagicMock)
+_SUBMODULES = {"nn", "ops", "mint", "context", "common", "communication", "parallel", "train"}
+
+
 class _Module(types.ModuleType):
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        if name[:1].isupper():  # classes (subclassed by ms_bce): real classes
+        if name in _SUBMODULES:
+            value = importlib.import_module(f"{self.__name__}.{name}")
+        elif name[:1].isupper():  # classes (subclassed by ms_bce): real classes
             value = _Meta(name, (), {"__init__": _init, "__getattr__": lambda self, n: mock.MagicMock(name=n)})
         else:
             value = mock.MagicMock(name=f"{self.__name__}.{name}")
