@@ -3,13 +3,14 @@
 `pip install .` (or `pip install -e .`) compiles custom_ops/cpu/*.cc with the
 system C++ compiler into ms_bce/_lib/libms_bce_cpu-<hash>.so, a plain shared
 library (not a Python extension) that MindSpore's Custom(func_type="aot")
-loads by absolute path.  The hash covers sources, flags and compiler, so a
-rebuild is a new path (MindSpore keeps running a library already loaded from
-a path).
+loads by absolute path.  The hash covers sources, headers (the library's own
+and custom_ops/common's), flags and compiler, so a rebuild is a new path
+(MindSpore keeps running a library already loaded from a path).
 
 Where nvcc is found, it also compiles custom_ops/gpu/*.cu into
 ms_bce/_lib/libms_bce_gpu-<hash>.so (see "GPU (CUDA)" below; MS_BCE_BUILD_GPU
-forces or disables that).
+forces or disables that).  Both libraries are built by the same steps
+(BuildKernels.build_extension), each with its own compiler and flags.
 """
 import glob
 import hashlib
@@ -35,6 +36,7 @@ with open(os.path.join(HERE, "ms_bce", "_version.py"), encoding="utf-8") as f:
 # -ffp-contract=off: the arithmetic is what the source writes (GCC otherwise fuses
 # a*b - c*d into an FMA where it likes, so the BCELoss rule's float32 operations,
 # and the dx-only backward against the fused one, differed in the last bit).
+# (tools/sanitize.py reads this list from here: keep it a literal.)
 CXXFLAGS = ["-std=c++20", "-O2", "-fPIC", "-fvisibility=hidden", "-fno-math-errno", "-ffp-contract=off",
             "-D_GLIBCXX_USE_CXX11_ABI=0", "-Wall", "-Wextra"]
 LDFLAGS = ["-shared"]
@@ -52,83 +54,6 @@ def _find_cxx():
         "ms_bce needs a C++20 compiler (g++ >= 10 or clang++ >= 14) to build its CPU kernels, "
         f"but {'$CXX=' + repr(requested) + ' was not found' if requested else 'none of c++, g++, clang++ is on the PATH'}. "
         "Install one (for example `apt-get install g++`) or set CXX to its path, then install again.")
-
-
-class KernelLibrary(Extension):
-    """A shared library of Custom AOT kernels, built from `sources` with flags we choose."""
-
-    def __init__(self, name, sources, headers):
-        super().__init__(name, sources=[])
-        self.kernel_sources = sources
-        self.kernel_headers = headers
-
-
-class BuildKernels(build_ext):
-    """build_ext that compiles KernelLibrary targets with the system compiler."""
-
-    def _digest(self, ext, cxx):
-        h = hashlib.sha256()
-        for path in ext.kernel_sources + ext.kernel_headers:
-            h.update(path.encode())
-            with open(path, "rb") as f:
-                h.update(f.read())
-        h.update(" ".join(CXXFLAGS + LDFLAGS).encode())
-        h.update(subprocess.run([cxx, "--version"], capture_output=True, check=False).stdout)
-        return h.hexdigest()[:12]
-
-    def _prepare(self, ext):
-        """Find the compiler and the content hash once per library."""
-        if not hasattr(ext, "digest"):
-            ext.cxx = _find_cxx()
-            ext.digest = self._digest(ext, ext.cxx)
-
-    def get_ext_filename(self, fullname):
-        # setuptools passes the dotted name, distutils' get_ext_fullpath only its last part
-        ext = next((e for e in self.extensions
-                    if fullname in (e.name, e.name.rpartition(".")[2])), None)
-        if isinstance(ext, KernelLibrary):
-            self._prepare(ext)
-            package, _, base = fullname.rpartition(".")
-            return os.path.join(*package.split("."), f"{base}-{ext.digest}.so")
-        return super().get_ext_filename(fullname)
-
-    def build_extension(self, ext):
-        if not isinstance(ext, KernelLibrary):
-            return super().build_extension(ext)
-        self._prepare(ext)
-        target = self.get_ext_fullpath(ext.name)
-        out_dir = os.path.dirname(target)
-        os.makedirs(out_dir, exist_ok=True)
-        # drop earlier builds, here and in the source tree (where an editable install copies it)
-        prefix = ext.name.rpartition(".")[2] + "-"
-        source_dir = os.path.join(HERE, *ext.name.split(".")[:-1])
-        for stale in glob.glob(os.path.join(out_dir, prefix + "*.so")) + glob.glob(os.path.join(source_dir, prefix + "*.so")):
-            if os.path.basename(stale) != os.path.basename(target):
-                os.remove(stale)
-        if os.path.exists(target):
-            return
-        obj_dir = os.path.join(self.build_temp, ext.name + "-" + ext.digest)
-        os.makedirs(obj_dir, exist_ok=True)
-
-        def compile_one(src):
-            obj = os.path.join(obj_dir, os.path.basename(src) + ".o")
-            cmd = [ext.cxx, *CXXFLAGS, "-c", src, "-o", obj]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise CompileError(f"compiling {src} failed:\n{' '.join(cmd)}\n{proc.stderr}")
-            return obj
-
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            objects = list(pool.map(compile_one, ext.kernel_sources))
-        cmd = [ext.cxx, *LDFLAGS, *objects, "-o", target]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise CompileError(f"linking {target} failed:\n{' '.join(cmd)}\n{proc.stderr}")
-        print(f"ms_bce: built {target}")
-
-
-def _rel(pattern):
-    return sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, pattern)))
 
 
 # ------------------------------------------------------------- GPU (CUDA) ---
@@ -181,70 +106,95 @@ def _gpu_build():
     return nvcc, None
 
 
-class CudaLibrary(KernelLibrary):
-    """A shared library of Custom AOT kernels compiled from .cu sources with nvcc."""
-
-    def __init__(self, name, sources, headers, nvcc):
-        super().__init__(name, sources, headers)
-        self.nvcc = nvcc
+def _ccbin():
+    """nvcc's host compiler: $CXX when set (else nvcc's default)."""
+    return ["-ccbin", os.environ["CXX"]] if os.environ.get("CXX") else []
 
 
-class BuildKernelsWithCuda(BuildKernels):
-    """BuildKernels plus CudaLibrary targets (compiled with nvcc)."""
+# -------------------------------------------------------------- the build ---
 
-    def finalize_options(self):
-        if GPU_SKIPPED:  # (here: setuptools names the libraries, and so runs _prepare, before run())
-            print(GPU_SKIPPED, file=sys.stderr)
-        super().finalize_options()
+class KernelLibrary(Extension):
+    """A shared library of Custom AOT kernels: each of `sources` compiled to an
+    object by the compiler `find_compiler()` returns (called once, when the
+    library is first named or built) with `compile_flags`, the objects linked
+    with `link_flags`.  The file is <base>-<hash>.so, the hash over sources,
+    `headers`, flags and the compiler's --version.  `tool` (" with nvcc")
+    and `hint` complete a failed compile's message."""
 
-    def _prepare(self, ext):
-        if not isinstance(ext, CudaLibrary):
-            return super()._prepare(ext)
-        if not hasattr(ext, "digest"):
+    def __init__(self, name, sources, headers, find_compiler, compile_flags, link_flags, tool="", hint=""):
+        super().__init__(name, sources=[])
+        self.kernel_sources = sources
+        self.kernel_headers = headers
+        self.find_compiler = find_compiler
+        self.compile_flags = compile_flags
+        self.link_flags = link_flags
+        self.tool = tool
+        self.hint = hint
+        self.compiler = None
+        self.digest = None
+
+    def prepare(self):
+        """Find the compiler and hash the inputs, once."""
+        if self.digest is None:
+            compiler = self.find_compiler()
             h = hashlib.sha256()
-            for path in ext.kernel_sources + ext.kernel_headers:
+            for path in self.kernel_sources + self.kernel_headers:
                 h.update(path.encode())
                 with open(path, "rb") as f:
                     h.update(f.read())
-            h.update(" ".join(NVCCFLAGS + NVCC_LDFLAGS + self._ccbin()).encode())
-            h.update(subprocess.run([ext.nvcc, "--version"], capture_output=True, check=False).stdout)
-            ext.digest = h.hexdigest()[:12]
-        return None
+            h.update(" ".join(self.compile_flags + self.link_flags).encode())
+            h.update(subprocess.run([compiler, "--version"], capture_output=True, check=False).stdout)
+            self.compiler, self.digest = compiler, h.hexdigest()[:12]
 
-    @staticmethod
-    def _ccbin():
-        """nvcc's host compiler: $CXX when set (else nvcc's default)."""
-        return ["-ccbin", os.environ["CXX"]] if os.environ.get("CXX") else []
+
+class BuildKernels(build_ext):
+    """build_ext that builds KernelLibrary targets (and any other extension as setuptools does)."""
+
+    def finalize_options(self):
+        if GPU_SKIPPED:  # (here: setuptools names the libraries, and so runs prepare(), before run())
+            print(GPU_SKIPPED, file=sys.stderr)
+        super().finalize_options()
+
+    def get_ext_filename(self, fullname):
+        # setuptools passes the dotted name, distutils' get_ext_fullpath only its last part
+        ext = next((e for e in self.extensions
+                    if fullname in (e.name, e.name.rpartition(".")[2])), None)
+        if isinstance(ext, KernelLibrary):
+            ext.prepare()
+            package, _, base = fullname.rpartition(".")
+            return os.path.join(*package.split("."), f"{base}-{ext.digest}.so")
+        return super().get_ext_filename(fullname)
 
     def build_extension(self, ext):
-        if not isinstance(ext, CudaLibrary):
+        if not isinstance(ext, KernelLibrary):
             return super().build_extension(ext)
-        self._prepare(ext)
+        ext.prepare()
         target = self.get_ext_fullpath(ext.name)
         out_dir = os.path.dirname(target)
         os.makedirs(out_dir, exist_ok=True)
+        # drop earlier builds, here and in the source tree (where an editable install copies it)
         prefix = ext.name.rpartition(".")[2] + "-"
         source_dir = os.path.join(HERE, *ext.name.split(".")[:-1])
         for stale in glob.glob(os.path.join(out_dir, prefix + "*.so")) + glob.glob(os.path.join(source_dir, prefix + "*.so")):
             if os.path.basename(stale) != os.path.basename(target):
                 os.remove(stale)
         if os.path.exists(target):
-            return
+            return None
         obj_dir = os.path.join(self.build_temp, ext.name + "-" + ext.digest)
         os.makedirs(obj_dir, exist_ok=True)
 
         def compile_one(src):
             obj = os.path.join(obj_dir, os.path.basename(src) + ".o")
-            cmd = [ext.nvcc, *self._ccbin(), *NVCCFLAGS, "-c", src, "-o", obj]
+            cmd = [ext.compiler, *ext.compile_flags, "-c", src, "-o", obj]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
-                raise CompileError(f"compiling {src} with nvcc failed (MS_BCE_BUILD_GPU=0 skips the GPU kernels):\n"
+                raise CompileError(f"compiling {src}{ext.tool} failed{ext.hint}:\n"
                                    f"{' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
             return obj
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             objects = list(pool.map(compile_one, ext.kernel_sources))
-        cmd = [ext.nvcc, *self._ccbin(), *NVCC_LDFLAGS, *objects, "-o", target]
+        cmd = [ext.compiler, *ext.link_flags, *objects, "-o", target]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise CompileError(f"linking {target} failed:\n{' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
@@ -252,11 +202,25 @@ class BuildKernelsWithCuda(BuildKernels):
         return None
 
 
-def _gpu_libraries():
-    if NVCC is None:
-        return []
-    return [CudaLibrary("ms_bce._lib.libms_bce_gpu", _rel("custom_ops/gpu/*.cu"),
-                        _rel("custom_ops/gpu/*.cuh") + _rel("custom_ops/common/*.h"), NVCC)]
+def _rel(*patterns):
+    return sorted(os.path.relpath(p, HERE) for pattern in patterns for p in glob.glob(os.path.join(HERE, pattern)))
+
+
+# what every library's hash covers besides its own headers: the shared ABI layer
+# (custom_ops/common/*.h), the C++ list of losses (*.def) and what expands it (*.inc)
+COMMON_HEADERS = ("custom_ops/common/*.h", "custom_ops/common/*.def", "custom_ops/common/*.inc")
+
+
+def _libraries():
+    libraries = [KernelLibrary("ms_bce._lib.libms_bce_cpu", _rel("custom_ops/cpu/*.cc"),
+                               _rel("custom_ops/cpu/*.h", *COMMON_HEADERS), _find_cxx, CXXFLAGS, LDFLAGS)]
+    if NVCC is not None:
+        ccbin = _ccbin()
+        libraries.append(KernelLibrary("ms_bce._lib.libms_bce_gpu", _rel("custom_ops/gpu/*.cu"),
+                                       _rel("custom_ops/gpu/*.cuh", *COMMON_HEADERS), lambda: NVCC,
+                                       ccbin + NVCCFLAGS, ccbin + NVCC_LDFLAGS, tool=" with nvcc",
+                                       hint=" (MS_BCE_BUILD_GPU=0 skips the GPU kernels)"))
+    return libraries
 
 
 NVCC, GPU_SKIPPED = _gpu_build()
@@ -282,10 +246,7 @@ setup(
         "dev": ["pytest>=7", "hypothesis>=6", "sphinx>=7", "myst-parser>=2", "sphinx-mathjax-offline>=0.0.2,<1",
                 "pydata-sphinx-theme>=0.16,<1", "sphinx-copybutton>=0.5,<1", "build>=1"],
     },
-    ext_modules=[
-        KernelLibrary("ms_bce._lib.libms_bce_cpu", _rel("custom_ops/cpu/*.cc"), _rel("custom_ops/cpu/*.h")),
-        *_gpu_libraries(),
-    ],
-    cmdclass={"build_ext": BuildKernelsWithCuda},
+    ext_modules=_libraries(),
+    cmdclass={"build_ext": BuildKernels},
     zip_safe=False,
 )

@@ -14,23 +14,34 @@ Output shapes come from C++ InferShape functions exported beside each kernel
 (``out_shape=None``): MindSpore 2.10 runs those for dynamic shapes too, where
 a Python ``out_shape`` fails at run time.  Output dtypes come from Python.
 """
+import atexit
 import ctypes
 import functools
 import glob
+import hashlib
+import linecache
 import os
+import shutil
+import tempfile
 import threading
 
-from mindspore import context
-from mindspore.ops import Custom, CustomRegOp, DataType
+from mindspore import Tensor, context
+from mindspore import dtype as mstype
+from mindspore.ops import Custom, CustomRegOp, DataType, zeros_like
 
-from ._validate import REDUCTIONS
+from . import _losses as registry
 
 _LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib")
 
 # device target -> library base name (built by setup.py as <base>-<hash>.so)
 _LIBRARIES = {"CPU": "libms_bce_cpu", "GPU": "libms_bce_gpu"}
 
-LOSSES = ("bce_with_logits", "bce")
+# the registry's tables (ms_bce/_losses.py), under the names other modules use
+LOSSES = tuple(registry.LOSSES)
+REDUCTIONS = registry.REDUCTIONS
+# 'backward' is the fused kernel (every gradient); the others give one gradient each.
+DIRECTIONS = registry.DIRECTIONS
+_LOSS_NAMES = {name: loss.display for name, loss in registry.LOSSES.items()}
 
 
 def library_path(device="CPU"):
@@ -100,25 +111,20 @@ def device_target():
     return target if target in _LIBRARIES or target == "Ascend" else "CPU"
 
 
-# 'backward' is the fused kernel (every gradient); the others give one gradient each.
-DIRECTIONS = ("forward", "backward", "backward_input", "backward_target", "backward_weight", "backward_pos_weight")
-
-
 def entry_point(loss, direction, reduction, has_weight, has_pos_weight, device="CPU"):
-    """'/abs/lib.so:<loss>_<direction>_<reduction>[_w][_p]' (see custom_ops/cpu/loss_driver.h), the
-    library chosen by device ('CPU' or 'GPU'); for 'Ascend' the operator type (``ascend_op_name``)."""
+    """'/abs/lib.so:<loss>_<direction>_<reduction>[_<operands>]' (the registry's ``entry_name``), the
+    library chosen by device ('CPU' or 'GPU'); for 'Ascend' the operator type (``ascend_op_name``).
+    ValueError where the registry has no such kernel (``registry.has_kernel``: an unknown loss,
+    direction or reduction, an operand the loss does not take, the gradient of an absent operand)."""
     if isinstance(reduction, str):
         # the plain str: a subclass (numpy.str_, or one whose == lies) must name an existing kernel
         reduction = str.__str__(reduction)
     if reduction not in REDUCTIONS:
-        raise ValueError(f"For '{_LOSS_NAMES.get(loss, loss)}', 'reduction' must be one of ['none', 'mean', 'sum'], "
+        raise ValueError(f"For '{_LOSS_NAMES.get(loss, loss)}', 'reduction' must be one of {list(REDUCTIONS)}, "
                          f"but got {reduction!r}.")
-    if (loss not in LOSSES or direction not in DIRECTIONS or reduction not in REDUCTIONS
-            or (loss == "bce" and has_pos_weight) or (direction == "backward_weight" and not has_weight)
-            or (direction == "backward_pos_weight" and not has_pos_weight)):
+    if not registry.has_kernel(loss, direction, reduction, has_weight, has_pos_weight):
         raise ValueError(f"ms_bce has no kernel for {(loss, direction, reduction, has_weight, has_pos_weight)}")
-    operands = "w" * bool(has_weight) + "p" * bool(has_pos_weight)
-    name = f"{loss}_{direction}_{reduction}{'_' + operands if operands else ''}"
+    name = registry.entry_name(loss, direction, reduction, has_weight, has_pos_weight)
     if device == "Ascend":  # an Ascend C operator, found by its type
         return ascend_op_name(name)
     return f"{library_path(device)}:{name}"
@@ -138,68 +144,101 @@ def _first_dtype(*dtypes):
     return dtypes[0]
 
 
-def _make_bprop(backward, n_operands):
+# ------------------------------------------------------------------ bprops ---
+# MindSpore 2.10 calls a bprop with exactly (inputs..., out, dout): graph mode
+# refuses `def bprop(*args)` ("requires at least 2 params 'out' and 'dout'")
+# and a parameter with a default ("The parameters number of the function is 5,
+# but ... 4"), and compiles the bprop from its source (inspect.getsource) as a
+# plain closure.  So each bprop is written once here, as the source of its body
+# over the operands' names, and compiled for the arity asked for (2, 3 or 4
+# operands: x, y[, w][, p]).  The source goes into a file of this process's own
+# folder: graph mode's error traces read the bprop's lines from its file.
+
+_OPERAND_ARGS = ("x", "y", "w", "p")  # input, target[, weight][, pos_weight]
+
+SECOND_ORDER_MESSAGE = ("For '{loss}', second-order gradients are not supported: ms_bce's backward kernel has no "
+                        "derivative of its own. Differentiate the loss once.")
+
+
+@functools.lru_cache(maxsize=None)
+def _bprop_folder():
+    """A private folder for the bprops' source files, removed at exit; None if none can be made."""
+    try:
+        folder = tempfile.mkdtemp(prefix="ms_bce-bprops-")
+    except OSError:
+        return None
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+@functools.lru_cache(maxsize=None)
+def _bprop_factory(params, body, free):
+    """``_make(*free)``, which returns ``def bprop(*params): body`` with the
+    names in free as its closure, compiled from source text."""
+    source = (f"def _make({', '.join(free)}):\n"
+              f"    def bprop({', '.join(params)}):\n"
+              + "".join(f"        {line}\n" for line in body)
+              + "    return bprop\n")
+    name = f"bprop_{hashlib.sha256(source.encode()).hexdigest()[:12]}.py"
+    filename = f"<ms_bce._kernels {name}>"  # (without a file, inspect finds the source in linecache alone)
+    if _bprop_folder() is not None:
+        try:
+            with open(os.path.join(_bprop_folder(), name), "w", encoding="utf-8") as f:
+                f.write(source)
+            filename = os.path.join(_bprop_folder(), name)
+        except OSError:
+            pass
+    # (mtime None: linecache.checkcache keeps the entry, whatever becomes of the file)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"__name__": __name__}  # (MindSpore resolves the bprop's globals by its module)
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 (our own text, above)
+    return namespace["_make"]
+
+
+def _bprop(args, tail, body, **free):
+    """A bprop of parameters (*args, *tail) running body (source lines), the
+    keyword arguments its closure."""
+    return _bprop_factory(tuple(args) + tail, tuple(body), tuple(free))(**free)
+
+
+def _operand_args(n_operands, has_params):
+    """The forward's parameter names: x, y[, w][, p] (the operands with a
+    gradient), then t, the loss's scalar parameters, where it has any."""
+    return _OPERAND_ARGS[:n_operands] + ("t",) * bool(has_params)
+
+
+def _make_bprop(backward, n_operands, has_params=False):
     """The forward's bprop in PyNative (which runs a bprop whole): one call of
-    the fused backward for all gradients.  (Fixed arity: MindSpore needs
-    exactly (inputs..., out, dout).)"""
-    if n_operands == 2:
-        def bprop(x, y, out, dout):
-            dx, dy = backward(x, y, dout)
-            return dx, dy
-    elif n_operands == 3:
-        def bprop(x, y, w, out, dout):
-            dx, dy, dw = backward(x, y, w, dout)
-            return dx, dy, dw
-    else:
-        def bprop(x, y, w, p, out, dout):
-            dx, dy, dw, dp = backward(x, y, w, p, dout)
-            return dx, dy, dw, dp
-    return bprop
+    the fused backward for all gradients (zeros for t)."""
+    args = _operand_args(n_operands, has_params)
+    grads = ", ".join("d" + a for a in _OPERAND_ARGS[:n_operands])
+    returned = grads + (", zeros_like(t)" if has_params else "")
+    return _bprop(args, ("out", "dout"), [f"{grads} = backward({', '.join(args)}, dout)", f"return {returned}"],
+                  backward=backward, **({"zeros_like": zeros_like} if has_params else {}))
 
 
-def _make_split_bprop(grads, n_operands):
+def _make_split_bprop(grads, n_operands, has_params=False):
     """The forward's bprop in graph mode: each gradient from its own one-output
-    kernel (grads: dx, dy[, dw][, dp] ops).  Graph mode drops an op whose
-    output nobody uses only when the op has one output (a multi-output op
-    always runs: seen with MindSpore 2.10), so training pays for dx alone."""
-    if n_operands == 2:
-        gx, gy = grads
-
-        def bprop(x, y, out, dout):
-            return gx(x, y, dout), gy(x, y, dout)
-    elif n_operands == 3:
-        gx, gy, gw = grads
-
-        def bprop(x, y, w, out, dout):
-            return gx(x, y, w, dout), gy(x, y, w, dout), gw(x, y, w, dout)
-    else:
-        gx, gy, gw, gp = grads
-
-        def bprop(x, y, w, p, out, dout):
-            return gx(x, y, w, p, dout), gy(x, y, w, p, dout), gw(x, y, w, p, dout), gp(x, y, w, p, dout)
-    return bprop
+    kernel (grads: dx, dy[, dw][, dp] ops; zeros for t).  Graph mode drops an
+    op whose output nobody uses only when the op has one output (a multi-output
+    op always runs: seen with MindSpore 2.10), so training pays for dx alone."""
+    operands = _OPERAND_ARGS[:n_operands]
+    args = _operand_args(n_operands, has_params)
+    returned = [f"g{a}({', '.join(args)}, dout)" for a in operands] + ["zeros_like(t)"] * bool(has_params)
+    free = {f"g{a}": op for a, op in zip(operands, grads)}
+    if has_params:
+        free["zeros_like"] = zeros_like
+    return _bprop(args, ("out", "dout"), ["return " + ", ".join(returned)], **free)
 
 
-def _make_second_order_bprop(loss_name, n_operands):
-    """bprop of the backward op: a clear error instead of MindSpore's
-    'bprop not defined' (or a silently wrong value).  Graph mode accepts only
-    a literal `raise RuntimeError(...)` here."""
-    if n_operands == 2:
-        def bprop(x, y, dout, out, ddout):
-            raise RuntimeError(f"For '{loss_name}', second-order gradients are not supported: ms_bce's "
-                               "backward kernel has no derivative of its own. Differentiate the loss once.")
-    elif n_operands == 3:
-        def bprop(x, y, w, dout, out, ddout):
-            raise RuntimeError(f"For '{loss_name}', second-order gradients are not supported: ms_bce's "
-                               "backward kernel has no derivative of its own. Differentiate the loss once.")
-    else:
-        def bprop(x, y, w, p, dout, out, ddout):
-            raise RuntimeError(f"For '{loss_name}', second-order gradients are not supported: ms_bce's "
-                               "backward kernel has no derivative of its own. Differentiate the loss once.")
-    return bprop
-
-
-_LOSS_NAMES = {"bce_with_logits": "BCEWithLogitsLoss", "bce": "BCELoss"}
+def _make_second_order_bprop(loss_name, n_operands, has_params=False):
+    """bprop of the backward op, (x, y[, w][, p][, t], dout, out, ddout): a
+    clear error instead of MindSpore's 'bprop not defined' (or a silently
+    wrong value).  Graph mode accepts only a literal `raise RuntimeError(...)`
+    here, so the message goes into the source as a string literal."""
+    message = SECOND_ORDER_MESSAGE.format(loss=loss_name)
+    return _bprop(_operand_args(n_operands, has_params), ("dout", "out", "ddout"),
+                  [f"raise RuntimeError({message!r})"])
 
 
 # MindSpore 2.10 can hand one thread's result of a Custom op to another when
@@ -221,35 +260,37 @@ class _SerialDispatch:
 
 class LossBackward(_SerialDispatch, Custom):
     """Backward of one loss: direction 'backward' is the fused kernel,
-    (x, y[, w][, p], dout) -> (dx, dy[, dw][, dp]), each gradient in its own
-    input's shape (broadcast dimensions summed); 'backward_input', '_target',
-    '_weight', '_pos_weight' give that one gradient."""
-
-    _OPERAND = {"backward_input": 0, "backward_target": 1, "backward_weight": 2}
+    (x, y[, w][, p][, t], dout) -> (dx, dy[, dw][, dp]), each gradient in its
+    own input's shape (broadcast dimensions summed); 'backward_input',
+    '_target', '_weight', '_pos_weight' give that one gradient."""
 
     def __init__(self, loss, reduction, has_weight, has_pos_weight, device, direction="backward"):
         if device == "Ascend":
             _init_ascend(self, loss, direction, reduction, has_weight, has_pos_weight)
             return
-        n = 2 + int(has_weight) + int(has_pos_weight)
+        n = registry.n_operands(has_weight, has_pos_weight)
+        has_params = bool(registry.LOSSES[loss].params)
         func = entry_point(loss, direction, reduction, has_weight, has_pos_weight, device)
         if direction == "backward":
             n_out, out_dtype = n, (lambda *dtypes: tuple(dtypes[:n]))
         else:
-            k = self._OPERAND.get(direction, n - 1)  # pos_weight is the last operand
+            k = registry.gradient_index(direction, has_weight)
             n_out, out_dtype = 1, (lambda *dtypes: dtypes[k])
         super().__init__(func, out_shape=None, out_dtype=out_dtype, func_type="aot",
-                         bprop=_make_second_order_bprop(_LOSS_NAMES[loss], n),
-                         reg_info=_reg_info(func.rpartition(":")[2], n + 1, n_out, device))
+                         bprop=_make_second_order_bprop(_LOSS_NAMES[loss], n, has_params),
+                         reg_info=_reg_info(func.rpartition(":")[2], n + has_params + 1, n_out, device))
 
 
 class LossForward(_SerialDispatch, Custom):
     """Forward of one loss for one reduction and one operand set, called with
     the operands present in the order (input, target[, weight][, pos_weight]),
-    all of one dtype and already validated (``_validate``).
+    all of one dtype and already validated (``_validate``); a loss with scalar
+    parameters (its registry entry's ``params``) takes one more, last: a 1-D
+    float32 tensor of their values in that order (``params_tensor``), whose
+    gradient is zero.
 
     Args:
-        loss: 'bce_with_logits' or 'bce'.
+        loss: a name in the registry (``_losses.LOSSES``): 'bce_with_logits' or 'bce'.
         reduction: 'none', 'mean' or 'sum'.
         has_weight, has_pos_weight: which optional operands are passed.
         for_graph: each gradient from its own kernel (graph mode prunes the
@@ -257,21 +298,33 @@ class LossForward(_SerialDispatch, Custom):
     """
 
     def __init__(self, loss, reduction, has_weight, has_pos_weight, for_graph=False):
-        n = 2 + int(has_weight) + int(has_pos_weight)
+        n = registry.n_operands(has_weight, has_pos_weight)
+        has_params = bool(registry.LOSSES[loss].params)
         device = device_target()
         if device == "Ascend":
             _init_ascend(self, loss, "forward", reduction, has_weight, has_pos_weight)
             return
         func = entry_point(loss, "forward", reduction, has_weight, has_pos_weight, device)
         if for_graph:
-            directions = ("backward_input", "backward_target") + (("backward_weight",) if has_weight else ()) + \
-                (("backward_pos_weight",) if has_pos_weight else ())
+            # a one-output backward per operand, in operand order
+            directions = [d for d in registry.directions(loss, has_weight, has_pos_weight)
+                          if d in registry.ONE_GRADIENT]
             bprop = _make_split_bprop([LossBackward(loss, reduction, has_weight, has_pos_weight, device, d)
-                                       for d in directions], n)
+                                       for d in directions], n, has_params)
         else:
-            bprop = _make_bprop(LossBackward(loss, reduction, has_weight, has_pos_weight, device), n)
+            bprop = _make_bprop(LossBackward(loss, reduction, has_weight, has_pos_weight, device), n, has_params)
         super().__init__(func, out_shape=None, out_dtype=_first_dtype, func_type="aot", bprop=bprop,
-                         reg_info=_reg_info(func.rpartition(":")[2], n, 1, device))
+                         reg_info=_reg_info(func.rpartition(":")[2], n + has_params, 1, device))
+
+
+def params_tensor(loss, *values):
+    """The t operand of a loss with scalar parameters: its values, in the
+    registry's order, as a 1-D float32 tensor."""
+    names = registry.LOSSES[loss].params
+    if len(values) != len(names):
+        raise ValueError(f"For '{_LOSS_NAMES[loss]}', the scalar parameters are {list(names)}, "
+                         f"but got {len(values)} values.")
+    return Tensor(values, mstype.float32)
 
 
 # ------------------------------------------------------------------ Ascend ---
@@ -313,7 +366,10 @@ def _ascend_reg_info(op_name, inputs, outputs):
 
 def _init_ascend(op, loss, direction, reduction, has_weight, has_pos_weight):
     """Custom.__init__ of a LossForward/LossBackward for the Ascend C operator."""
-    n = 2 + int(has_weight) + int(has_pos_weight)
+    if not registry.LOSSES[loss].ascend:
+        raise RuntimeError(f"For '{registry.LOSSES[loss].display}', ms_bce has no Ascend kernel yet; "
+                           "use the CPU or GPU device target.")
+    n = registry.n_operands(has_weight, has_pos_weight)
     name = entry_point(loss, direction, reduction, has_weight, has_pos_weight, "Ascend")
     inputs, outputs = ascend_io_names(direction, has_weight, has_pos_weight)
     if direction == "forward":

@@ -3,16 +3,46 @@ MindSpore's Custom AOT convention (custom_ops/cpu/common.h).  No MindSpore
 import here: tools/sanitize.py drives a sanitizer-built library with it in a
 process that loads only numpy.
 
+``load_registry()`` gives the loss registry (ms_bce/_losses.py) to the
+modules that must not import ms_bce (tests/gpu_support.py, the sanitizer
+driver).
+
 bfloat16 tensors are numpy uint16 arrays holding the bits (numpy has no
 bfloat16); ``to_bfloat16`` / ``from_bfloat16`` convert (round to nearest even).
 """
 import ctypes
+import functools
+import importlib.util
+import os
 
 import numpy as np
 
 # custom_ops/cpu/common.h: Status
 OK, BAD_PARAM_COUNT, BAD_DTYPE, BAD_SHAPE, BAD_RANK, NULL_DATA, NO_MEMORY, INTERNAL = range(8)
 OUT_OF_RANGE = 10  # (8, 9: the GPU library's CUDA_ERROR, NOT_DEVICE_MEMORY: tests/gpu_support.py)
+
+
+@functools.lru_cache(maxsize=None)
+def load_registry():
+    """The loss registry (ms_bce/_losses.py: losses, operands, directions,
+    reductions, entry-point names) as a module, loaded by its file path: the
+    ms_bce package imports MindSpore, which the sanitizer driver and
+    tools/gpu_device/run.sh do without.  The file is the checkout's beside
+    tests/, else (.ci/check-dist: tests from an unpacked sdist, ms_bce/
+    removed) the installed ms_bce's, found without importing that."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ms_bce", "_losses.py")
+    if not os.path.isfile(path):
+        spec = importlib.util.find_spec("ms_bce")
+        found = [os.path.join(folder, "_losses.py") for folder in (spec and spec.submodule_search_locations or [])
+                 if os.path.isfile(os.path.join(folder, "_losses.py"))]
+        if not found:
+            raise ImportError(f"no ms_bce/_losses.py beside {os.path.dirname(os.path.abspath(__file__))} "
+                              "nor in an installed ms_bce")
+        path = found[0]
+    spec = importlib.util.spec_from_file_location("ms_bce_loss_registry", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def last_error(lib):

@@ -15,18 +15,19 @@ import subprocess
 import numpy as np
 
 from tests import reference as ref
+from tests.abi import load_registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DTYPES = ("float32", "float16", "bfloat16")
 ULPS = {"float32": 4, "float16": 1, "bfloat16": 1}  # spec section 6, against float64
-LOSSES = ("bce_with_logits", "bce")
-OPERAND_SETS = {"bce_with_logits": ((False, False), (True, False), (False, True), (True, True)),
-                "bce": ((False, False), (True, False))}
-REDUCTIONS = ("none", "mean", "sum")
-DIRECTIONS = ("forward", "backward", "backward_input", "backward_target", "backward_weight", "backward_pos_weight")
-# the operand whose gradient a one-output backward gives (index among x, y, w, p as present)
-ONE_GRADIENT = {"backward_input": 0, "backward_target": 1, "backward_weight": "w", "backward_pos_weight": "p"}
+# the loss registry (ms_bce/_losses.py, loaded by path: no MindSpore here)
+REGISTRY = load_registry()
+LOSSES = tuple(REGISTRY.LOSSES)
+OPERAND_SETS = {loss: REGISTRY.operand_sets(loss) for loss in LOSSES}  # (has_weight, has_pos_weight) pairs
+REDUCTIONS = REGISTRY.REDUCTIONS
+DIRECTIONS = REGISTRY.DIRECTIONS
+entry_name = REGISTRY.entry_name
 
 # common.h / aot_abi.h Status
 OK, BAD_PARAM_COUNT, BAD_DTYPE, BAD_SHAPE, BAD_RANK, NULL_DATA = 0, 1, 2, 3, 4, 5
@@ -51,29 +52,9 @@ def case_id(case):
     return "x{}-w{}-p{}".format(*["x".join(map(str, s)) or "0d" for s in case])
 
 
-def entry_name(loss, direction, reduction, has_weight, has_pos_weight):
-    ops = "w" * bool(has_weight) + "p" * bool(has_pos_weight)
-    return f"{loss}_{direction}_{reduction}" + (f"_{ops}" if ops else "")
-
-
-def has_direction(direction, has_weight, has_pos_weight):
-    """backward_weight / backward_pos_weight exist only where that operand does."""
-    return (direction != "backward_weight" or has_weight) and (direction != "backward_pos_weight" or has_pos_weight)
-
-
 def all_entry_names():
-    return [entry_name(loss, d, r, hw, hp) for loss in LOSSES for d in DIRECTIONS for r in REDUCTIONS
-            for hw, hp in OPERAND_SETS[loss] if has_direction(d, hw, hp)]
-
-
-def one_gradient_index(direction, has_weight, has_pos_weight):
-    """Where a one-output backward's gradient sits among the present operands."""
-    k = ONE_GRADIENT[direction]
-    if k == "w":
-        return 2
-    if k == "p":
-        return 2 + bool(has_weight)
-    return k
+    """Every entry point the CPU and GPU libraries export (InferShape functions aside)."""
+    return [e.name for e in REGISTRY.entry_points()]
 
 
 # ------------------------------------------------------------- storage ---
@@ -286,7 +267,7 @@ def run_entry_points(lib, memory, loss, x, y, w, p, reduction, dout, dtype, dire
             tensors = stored + outs
         else:
             grads_of = operands if direction == "backward" else \
-                [operands[one_gradient_index(direction, has_w, has_p)]]
+                [operands[REGISTRY.gradient_index(direction, has_w)]]
             outs = [memory.empty(np.shape(a), dtype) for a in grads_of]
             tensors = stored + [g] + outs
         status = call(lib, name, memory, tensors, [dtype] * len(tensors))
@@ -322,11 +303,11 @@ def check_against_reference(loss, x, y, w, p, reduction, dout, dtype, results):
     for name, got, want, scale in zip(names, grads, present, present_scales):
         summed = name in ("dw", "dp") and got.size < np.size(x)
         assert_close(got, want, bar(scale, summed), f"{dtype} {reduction} {name}")
-    for direction in DIRECTIONS[2:]:  # each one-output backward: the fused one's output, bit for bit
+    for direction in REGISTRY.ONE_GRADIENT:  # each one-output backward: the fused one's output, bit for bit
         if direction in results:
             status, (one,) = results[direction]
             assert status == OK, f"{direction} returned {status}"
-            k = one_gradient_index(direction, q[2] is not None, q[3] is not None)
+            k = REGISTRY.gradient_index(direction, q[2] is not None)
             assert one.tobytes() == grads[k].tobytes(), f"{direction}'s gradient differs from backward's"
 
 

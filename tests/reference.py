@@ -4,8 +4,15 @@ The formulas of the spec (section 2), evaluated in float64 with the same
 conventions as the kernels: softplus in its stable form, and a product with
 an exactly-zero factor is zero even when the other factor is infinite (a
 term whose coefficient is zero contributes nothing); NaN propagates.
-Imported by the tests and the benchmark alike.
+Imported by the tests and the benchmark alike (NumPy only: no MindSpore).
+
+Besides the losses and gradients: the sizes of their terms (what accuracy
+bars are relative to), the elements no float64 reference determines, the
+BCELoss rule evaluated in float32 arithmetic where float32 cannot hold its
+intermediates, and BCELoss's out-of-range message (tests/test_properties.py).
 """
+import math
+
 import numpy as np
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -170,3 +177,191 @@ def bce_grads(p, y, weight=None, reduction="mean", dout=1.0):
     dy = mul0(g, mul0(w, lb - la))
     dw = None if weight is None else reduce_to_shape(-mul0(g, bce_log_likelihood(p, y)), np.shape(weight))
     return dp, dy, dw
+
+
+# ------------------------------------------------- sizes, indeterminacy ---
+
+def amul(*factors):
+    """|a| * |b| * ... with 0 * inf = 0 (the size of a product term)."""
+    r = np.abs(np.asarray(factors[0], np.float64))
+    for f in factors[1:]:
+        r = mul0(r, np.abs(np.asarray(f, np.float64)))
+    return r
+
+
+def indeterminate(value, scale, *multipliers, rel=1e-6, limit=math.inf):
+    """Elements whose result no float64 reference determines: a sum of terms
+    that cancels to within `rel` of the terms' size (out-of-range targets or
+    probabilities of ~1e30 do this), multiplied by factors (weight,
+    pos_weight, incoming gradient) that make the terms' size infinite or
+    beyond `limit` (the output dtype's range).  The digits that decide such a
+    product are below both the reference's and the kernel's rounding (x = 0,
+    y = 1e30, w = inf: exactly inf * log 2, the float64 reference cancels to
+    0 and gives 0; y = 2.4e25, w = 1e30: exactly 6.9e29, the reference 0, a
+    kernel rounding residual times 1e30 overflows bfloat16)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        size = amul(scale, *[np.broadcast_to(np.asarray(m, np.float64), np.shape(value))
+                             for m in multipliers if m is not None])
+        cancels = np.isfinite(scale) & (np.abs(value) <= rel * np.abs(scale))
+        return cancels & (size > limit)
+
+
+def logits_scales(x, y, w, p, g, reduction):
+    """The terms' sizes each bar is relative to (spec section 6), per element:
+    loss, dX, dY, and the per-element contributions to dW, dP (mul0 products)."""
+    xb, yb = x, y
+    wb = np.broadcast_to(1.0 if w is None else w, x.shape)
+    pb = np.broadcast_to(1.0 if p is None else p, x.shape)
+    gb = incoming_grad(g, x.shape, reduction)
+    sp_pos, sp_neg = softplus(xb), softplus(-xb)
+    loss = amul(wb, amul(1.0 - yb, sp_pos) + amul(pb, yb, sp_neg))
+    dx = amul(gb, wb, amul(1.0 - yb, sigmoid(xb)) + amul(pb, yb, sigmoid(-xb)))
+    dy = amul(gb, wb, amul(pb, sp_neg) + np.abs(sp_pos))
+    dw = amul(gb, amul(1.0 - yb, sp_pos) + amul(pb, yb, sp_neg))
+    dp = amul(gb, wb, yb, sp_neg)
+    return loss, dx, dy, dw, dp
+
+
+def logits_indeterminate(x, y, w, p, g, limit):
+    """`indeterminate` masks (elementwise, x's shape) of the loss, dX, dY and
+    dW: each output's bracket of terms, and the infinite factors outside it.
+    `limit`: the largest finite value of the outputs' dtype, or a tuple of
+    the four (loss, dX, dY, dW)."""
+    wb = np.broadcast_to(1.0 if w is None else w, x.shape)
+    pb = np.broadcast_to(1.0 if p is None else p, x.shape)
+    gb = np.broadcast_to(g, x.shape)
+    sp_pos, sp_neg = softplus(x), softplus(-x)
+    sig_pos, sig_neg = sigmoid(x), sigmoid(-x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        omy = 1.0 - y
+        u = mul0(omy, sp_pos) + mul0(mul0(pb, y), sp_neg)
+        su = amul(omy, sp_pos) + amul(pb, y, sp_neg)
+        b = mul0(omy, sig_pos) - mul0(mul0(pb, y), sig_neg)
+        sb = amul(omy, sig_pos) + amul(pb, y, sig_neg)
+        c = mul0(pb, sp_neg) - sp_pos
+        sc = amul(pb, sp_neg) + np.abs(sp_pos)
+    lim = limit if isinstance(limit, tuple) else (limit,) * 4
+    return (indeterminate(u, su, wb, rel=1e-5, limit=lim[0]), indeterminate(b, sb, gb, wb, rel=1e-5, limit=lim[1]),
+            indeterminate(c, sc, gb, wb, rel=1e-5, limit=lim[2]), indeterminate(u, su, gb, rel=1e-5, limit=lim[3]))
+
+
+# ------------------------------------------ BCE: the rule in float32 ---
+#
+# The BCELoss family is specified as MindSpore 2.10's rule in float32
+# arithmetic (docs/design.md): where one of the rule's float32 intermediates
+# overflows or underflows float32's normal range (huge targets or weights),
+# the expected value is the rule evaluated in float32; elsewhere it is the
+# float64 value, within the same bars (bce_expected).
+
+FLT_MAX, FLT_MIN = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)
+
+
+def _mul0_in(a, b, dt):
+    """mul0 with the operands and the product in dt."""
+    a, b = np.asarray(a, dt), np.asarray(b, dt)
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        r = a * b
+    return np.where(np.isnan(r) & ~np.isnan(a) & ~np.isnan(b), dt(0), r).astype(dt)
+
+
+def bce_terms(p, y, w, g, dt):
+    """MindSpore 2.10's BCELoss rule and its gradients, every operation in dt
+    (float32: as the kernels compute it; float64: the reference), a and b
+    formed in float32, logs correctly rounded: a dict of intermediates."""
+    a, b = bce_guarded(p)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        la, lb = np.log(a).astype(dt), np.log(b).astype(dt)
+        y, w, g = np.asarray(y, dt), np.asarray(w, dt), np.asarray(g, dt)
+        one = dt(1)
+        t1, t2 = _mul0_in(y, la, dt), _mul0_in(one - y, lb, dt)
+        ll = (t1 + t2).astype(dt)
+        loss = -_mul0_in(w, ll, dt)
+        ra, rb = (one / a.astype(dt)).astype(dt), (one / b.astype(dt)).astype(dt)
+        t3, t4 = _mul0_in(one - y, rb, dt), _mul0_in(y, ra, dt)
+        d = (t3 - t4).astype(dt)
+        wd = _mul0_in(w, d, dt)
+        dx = _mul0_in(g, wd, dt)
+        dl = (lb - la).astype(dt)
+        wdl = _mul0_in(w, dl, dt)
+        dy = _mul0_in(g, wdl, dt)
+        gll = _mul0_in(g, ll, dt)
+        dw = -gll
+    return {"t1": t1, "t2": t2, "ll": ll, "loss": loss, "ra": ra, "rb": rb, "t3": t3, "t4": t4, "d": d, "wd": wd,
+            "dx": dx, "dl": dl, "wdl": wdl, "dy": dy, "gll": gll, "dw": dw}
+
+
+def float32_exceptional(terms64, names):
+    """Elements where one of the rule's intermediates leaves float32's normal
+    range (overflow, or a nonzero value below the smallest normal): there the
+    float32 evaluation, not the float64 one, is the specified result."""
+    exc = np.zeros(np.shape(terms64["loss"]), bool)
+    for k in names:
+        v = np.abs(np.asarray(terms64[k], np.float64))
+        exc |= (np.isfinite(v) & (v > FLT_MAX)) | ((v > 0) & (v < FLT_MIN))
+    return exc
+
+
+def bce_expected(p, y, w, g):
+    """(loss, dp, dy, dw contributions, exceptional masks) elementwise: float64
+    where float32 holds the rule's intermediates, the float32 rule elsewhere."""
+    t32 = bce_terms(p, y, w, g, np.float32)
+    t64 = bce_terms(p, y, w, g, np.float64)
+    fwd_exc = float32_exceptional(t64, ("t1", "t2", "ll", "loss"))
+    dx_exc = float32_exceptional(t64, ("ra", "rb", "t3", "t4", "d", "wd", "dx"))
+    dy_exc = float32_exceptional(t64, ("dl", "wdl", "dy"))
+    dw_exc = float32_exceptional(t64, ("t1", "t2", "ll", "gll"))
+    pick = lambda k, exc: np.where(exc, t32[k].astype(np.float64), t64[k])  # noqa: E731
+    return pick("loss", fwd_exc), pick("dx", dx_exc), pick("dy", dy_exc), pick("dw", dw_exc), fwd_exc
+
+
+def bce_indeterminate(p, y, w, g, limit):
+    """`indeterminate` masks of the loss, dP, dY and dW (see logits_indeterminate;
+    `limit`: the largest finite value of the outputs' dtype): MindSpore's rule
+    evaluated in float32 cancels to within ~1e-7 of its terms."""
+    t = bce_terms(p, y, w, g, np.float64)
+    a, b = bce_guarded(p)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        la, lb = np.log(np.asarray(a, np.float64)), np.log(np.asarray(b, np.float64))
+        sll = np.abs(t["t1"]) + np.abs(t["t2"])
+        sd = np.abs(t["t3"]) + np.abs(t["t4"])
+        sdl = np.abs(la) + np.abs(lb)
+    return (indeterminate(t["ll"], sll, w, rel=1e-5, limit=limit),
+            indeterminate(t["d"], sd, g, w, rel=1e-5, limit=limit),
+            indeterminate(t["dl"], sdl, g, w, rel=1e-5, limit=limit),
+            indeterminate(t["ll"], sll, g, rel=1e-5, limit=limit))
+
+
+def bce_scales(p, y, w, g):
+    """The terms' sizes of the loss, dP, dY and the dW contributions, per element."""
+    a, b = bce_guarded(p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        la, lb, ra, rb = np.log(a), np.log(b), 1.0 / a, 1.0 / b
+    loss = amul(w, amul(y, la) + amul(1.0 - y, lb))
+    dx = amul(g, w, amul(1.0 - y, rb) + amul(y, ra))
+    dy = amul(g, w, np.abs(la) + np.abs(lb))
+    dw = amul(g, amul(y, la) + amul(1.0 - y, lb))
+    return loss, dx, dy, dw
+
+
+# ---------------------------------------- BCE: the out-of-range message ---
+
+def float32_text(v):
+    """The shortest text that reads back as float32 v, fixed or scientific,
+    whichever is shorter (fixed on a tie; in fixed, of the texts that short,
+    the nearest to v: an integer's exact digits): C++'s std::to_chars."""
+    v = np.float32(v)
+    if np.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    fixed = np.format_float_positional(v, unique=True, trim="-")
+    sci = np.format_float_scientific(v, unique=True, trim="-", exp_digits=2)
+    if len(fixed) > len(sci):
+        return sci
+    return str(int(v)) if v == np.floor(v) else fixed
+
+
+def domain_error_message(p):
+    """BCELoss's message for probabilities p (the values the kernel sees) with
+    one outside [0, 1]: the first such one in C order, and its flat index."""
+    i = int(np.flatnonzero((p < 0) | (p > 1))[0])
+    return (f"For 'BCELoss', every element of 'logits' must be in [0, 1], but got {float32_text(p.flat[i])} "
+            f"at index {i}.")

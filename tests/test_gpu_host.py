@@ -346,3 +346,41 @@ def test_malformed_calls_return_the_cpu_library_codes(host_lib, cpu_lib):
         gs.BAD_PARAM_COUNT
     assert gs.call(host_lib, "bce_with_logits_backward_input_sum", mem, [x, y, np.zeros(1, np.float32), dx],
                    ["float32"] * 4) == gs.BAD_SHAPE
+
+
+# ---------------------------------------------------------- scalar parameters ---
+
+@pytest.fixture(scope="module")
+def param_loss_cpu(test_losses_library):
+    """The CPU driver's build of the same test loss (tests/native/scalar_loss_check.cc)."""
+    return ctypes.CDLL(test_losses_library)
+
+
+@pytest.mark.parametrize("reduction", gs.REDUCTIONS)
+def test_scalar_parameters_through_the_gpu_driver(host_lib, param_loss_cpu, reduction):
+    """The test loss with parameters (A, B) (tests/native/test_losses.h) run by the GPU driver
+    on the host backend gives the CPU driver's results, and both checks of t."""
+    from tests.abi import BAD_DTYPE, BAD_SHAPE, OK, launch
+    rng = np.random.default_rng(4)
+    shape = (33, 7)
+    x, y = (rng.normal(size=shape).astype(np.float32) for _ in range(2))
+    w = rng.uniform(0.5, 2, (7,)).astype(np.float32)
+    p = rng.uniform(0.5, 2, (33, 1)).astype(np.float32)
+    t = np.array([0.75, -0.25], np.float32)
+    dout = (rng.normal(size=shape) if reduction == "none" else np.array(1.5)).astype(np.float32)
+    out_shape = shape if reduction == "none" else ()
+    results = []
+    for lib in (host_lib, param_loss_cpu):
+        out = np.zeros(out_shape, np.float32)
+        assert launch(lib, f"sqp_test_forward_{reduction}_wp", [x, y, w, p, t, out]) == OK
+        g = [np.zeros_like(a) for a in (x, y, w, p)]
+        assert launch(lib, f"sqp_test_backward_{reduction}_wp", [x, y, w, p, t, dout, *g]) == OK
+        results.append([out, *g])
+        assert launch(lib, f"sqp_test_forward_{reduction}_wp", [x, y, w, p, t[:1], out]) == BAD_SHAPE
+        assert launch(lib, f"sqp_test_forward_{reduction}", [x, y, t.astype(np.float16), out]) == BAD_DTYPE
+    for gpu, cpu in zip(*results):
+        np.testing.assert_allclose(gpu, cpu, rtol=2e-6, atol=1e-7)
+    d = x.astype(np.float64) - y - (-0.25)
+    want = 0.75 * w * p * d * d
+    want = want if reduction == "none" else (want.mean() if reduction == "mean" else want.sum())
+    np.testing.assert_allclose(results[0][0], want, rtol=1e-5)

@@ -14,16 +14,19 @@ test command, derandomised, about 15 s) and ``long`` (>= 10^5 examples:
 ``MS_BCE_HYPOTHESIS=long python -m pytest tests/test_properties.py``).  The
 examples each test ran are printed in the terminal summary.
 
-References.  Inputs are read back from the Tensors built (so float16 and
-bfloat16 values are the quantised ones the kernel sees; they are built on
-the host, with the values of MindSpore's Cast op, and no op launched).  The
-logits family computes in double and rounds once, so its reference is the
-spec's float64 formula.  The BCELoss family is specified as MindSpore 2.10's
-rule in float32 arithmetic (docs/design.md): where one of that rule's float32
-intermediates overflows or underflows float32's normal range (huge targets or
-weights), the expected value is the rule evaluated in float32
-(``bce_float32_*`` below); elsewhere it is the float64 reference, within the
-same bars.
+References (tests/reference.py) and bars (tests/conftest.py).  Inputs are
+read back from the Tensors built (so float16 and bfloat16 values are the
+quantised ones the kernel sees; they are built on the host, with the values
+of MindSpore's Cast op, and no op launched).  The logits family computes in
+double and rounds once, so its reference is the spec's float64 formula.  The
+BCELoss family is specified as MindSpore 2.10's rule in float32 arithmetic
+(docs/design.md): where one of that rule's float32 intermediates overflows or
+underflows float32's normal range (huge targets or weights), the expected
+value is the rule evaluated in float32 (``reference.bce_expected``);
+elsewhere it is the float64 reference, within the same bars.  This file: the
+value, shape and case strategies, the calls through each public name, and
+the five test families (logits, BCELoss, invalid arguments, chunked sizes,
+graph mode) with the check of the oracle's rounding.
 """
 import collections
 import math
@@ -32,7 +35,7 @@ import os
 import mindspore as ms
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, event, given, note, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from mindspore import Tensor
@@ -41,7 +44,11 @@ import ms_bce
 from ms_bce import _kernels
 from tests import reference as ref
 from tests.apis import BCE_APIS, LOGITS_APIS, loss_fn
-from tests.conftest import FnCell, ulp
+from tests.conftest import DTYPE_MAX
+from tests.conftest import DTYPES as DTYPE_ROWS
+from tests.conftest import (FnCell, check_close, check_reduced_gradient, elementwise_tol, reduced_tol, rounds_to,
+                            sum_scale)
+from tests.reference import bce_expected, bce_scales, domain_error_message, logits_scales
 
 # the float64 reference meets inf and NaN on purpose
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -246,9 +253,8 @@ def read(tensors):
 
 # ------------------------------------------------------- tensors, checks ---
 
-DTYPES = {"float32": ms.float32, "float16": ms.float16, "bfloat16": ms.bfloat16}
-ULPS = {ms.float32: 4, ms.float16: 1, ms.bfloat16: 1}
-NP_DTYPE = {ms.float32: np.float32, ms.float16: np.float16}
+# name -> MindSpore dtype (the bars: conftest.ULPS)
+DTYPES = {name: dtype for name, (dtype, _ulps) in DTYPE_ROWS.items()}
 
 
 def tensor(a, dtype):
@@ -263,251 +269,21 @@ def to_f64(t):
     return t.asnumpy().astype(np.float64)
 
 
-def bfloat16_rne(a):
-    """float32 values rounded to bfloat16 (nearest even; overflow to inf), as float64."""
-    a = np.asarray(a, np.float32)
-    b = np.ascontiguousarray(a).view(np.uint32).astype(np.uint64)
-    s16, one = np.uint64(16), np.uint64(1)
-    r = ((b + np.uint64(0x7FFF) + ((b >> s16) & one)) >> s16 << s16).astype(np.uint32).view(np.float32)
-    return np.where(np.isnan(a), np.nan, r.astype(np.float64).reshape(a.shape))
-
-
-def rounds_to(v, dtype):
-    """float64 values as stored in dtype: rounded to float32, then to dtype
-    (round to nearest even; overflow to inf), in NumPy."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        v32 = np.asarray(v, np.float64).astype(np.float32)
-        if dtype == ms.float32:
-            return v32.astype(np.float64)
-        if dtype == ms.float16:
-            return v32.astype(np.float16).astype(np.float64)
-    return bfloat16_rne(v32)
-
-
-def check_close(actual, expected, dtype, tol, what, skip=None):
-    """|actual - expected| <= tol elementwise; NaN exactly where expected is NaN,
-    infinities equal; where expected is finite, an infinite actual is accepted
-    only if some value within tol of expected rounds to it in dtype (overflow).
-    Elements where `skip` is True (see `indeterminate`) are not checked."""
-    actual = np.asarray(actual, np.float64)
-    expected = np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    if skip is not None and np.any(skip):
-        keep = ~np.broadcast_to(skip, expected.shape)
-        note(f"{what}: {int((~keep).sum())} indeterminate elements not checked")
-        actual, expected = actual[keep], expected[keep]
-        tol = np.broadcast_to(np.asarray(tol, np.float64), keep.shape)[keep]
-    tol = np.broadcast_to(np.asarray(tol, np.float64), expected.shape)
-    nan_e = np.isnan(expected)
-    bad_nan = np.isnan(actual) != nan_e
-    inf_e = np.isinf(expected)
-    bad_inf = inf_e & (actual != expected)
-    fin = ~nan_e & ~inf_e
-    with np.errstate(invalid="ignore", over="ignore"):
-        err = np.abs(actual - expected)
-        lo, hi = rounds_to(expected - tol, dtype), rounds_to(expected + tol, dtype)
-    overflow_ok = np.isinf(actual) & ((actual == lo) | (actual == hi))
-    bad_val = fin & ~np.isnan(actual) & ~(err <= tol) & ~overflow_ok
-    bad = bad_nan | bad_inf | bad_val
-    if bad.any():
-        i = np.flatnonzero(bad)[0]
-        raise AssertionError(f"{what}: {bad.sum()} of {bad.size} elements wrong; first at flat index {i}: "
-                             f"actual {actual.flat[i]!r}, expected {expected.flat[i]!r}, tol {tol.flat[i]!r}")
-
-
-DTYPE_MAX = {ms.float32: F32_MAX, ms.float16: 65504.0, ms.bfloat16: 3.3895313892515355e38}
-
-
-def ulp_of(v, dtype):
-    """ULP of dtype at |v|; beyond dtype's range, its largest finite number's
-    (so that an expected value past the range may round to inf); 0 for NaN/inf."""
-    v = np.abs(np.asarray(v, np.float64))
-    v = np.where(np.isfinite(v), np.minimum(v, DTYPE_MAX[dtype]), 0.0)
-    return ulp(v, dtype)
-
-
-def elementwise_tol(scale, dtype):
-    """The spec's elementwise bar: 4 float32 ULP, 1 float16/bfloat16 ULP, of the
-    terms' size."""
-    return ULPS[dtype] * ulp_of(scale, dtype)
-
-
-def reduced_tol(expected, scale, dtype):
-    """Sums: 1e-6 of the terms' total size, plus the result's own rounding."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        return 1e-6 * np.where(np.isfinite(scale), scale, 0.0) + ulp_of(expected, dtype)
-
-
-def amul(*factors):
-    """|a| * |b| * ... with 0 * inf = 0 (the size of a product term)."""
-    r = np.abs(np.asarray(factors[0], np.float64))
-    for f in factors[1:]:
-        r = ref.mul0(r, np.abs(np.asarray(f, np.float64)))
-    return r
-
-
-def indeterminate(value, scale, *multipliers, rel=1e-6, limit=math.inf):
-    """Elements whose result no float64 reference determines: a sum of terms
-    that cancels to within `rel` of the terms' size (out-of-range targets or
-    probabilities of ~1e30 do this), multiplied by factors (weight,
-    pos_weight, incoming gradient) that make the terms' size infinite or
-    beyond `limit` (the output dtype's range).  The digits that decide such a
-    product are below both the reference's and the kernel's rounding (x = 0,
-    y = 1e30, w = inf: exactly inf * log 2, the float64 reference cancels to
-    0 and gives 0; y = 2.4e25, w = 1e30: exactly 6.9e29, the reference 0, a
-    kernel rounding residual times 1e30 overflows bfloat16)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        size = amul(scale, *[np.broadcast_to(np.asarray(m, np.float64), np.shape(value))
-                             for m in multipliers if m is not None])
-        cancels = np.isfinite(scale) & (np.abs(value) <= rel * np.abs(scale))
-        return cancels & (size > limit)
-
-
-def sum_scale(scale, reduction, n):
-    total = np.sum(scale)
-    return total / n if reduction == "mean" and n else total
-
-
-def check_reduced_gradient(actual, expected, scale, op_shape, x_shape, dtype, what):
-    """A broadcast operand's gradient is a sum over the broadcast dimensions;
-    a full-size one is elementwise."""
-    if int(np.prod(op_shape)) == int(np.prod(x_shape)):
-        check_close(actual, expected, dtype, elementwise_tol(scale, dtype), what)
-    else:
-        check_close(actual, expected, dtype, reduced_tol(expected, scale, dtype), what)
-
-
 def set_path(path, threads):
     _kernels.set_simd_path(path)
     ms_bce.set_num_threads(threads)
 
 
-# ------------------------------------------------------ logits reference ---
-
-def logits_scales(x, y, w, p, g, reduction):
-    """The terms' sizes each bar is relative to (spec section 6), per element:
-    loss, dX, dY, and the per-element contributions to dW, dP (mul0 products)."""
-    xb, yb = x, y
-    wb = np.broadcast_to(1.0 if w is None else w, x.shape)
-    pb = np.broadcast_to(1.0 if p is None else p, x.shape)
-    gb = ref.incoming_grad(g, x.shape, reduction)
-    sp_pos, sp_neg = ref.softplus(xb), ref.softplus(-xb)
-    loss = amul(wb, amul(1.0 - yb, sp_pos) + amul(pb, yb, sp_neg))
-    dx = amul(gb, wb, amul(1.0 - yb, ref.sigmoid(xb)) + amul(pb, yb, ref.sigmoid(-xb)))
-    dy = amul(gb, wb, amul(pb, sp_neg) + np.abs(sp_pos))
-    dw = amul(gb, amul(1.0 - yb, sp_pos) + amul(pb, yb, sp_neg))
-    dp = amul(gb, wb, yb, sp_neg)
-    return loss, dx, dy, dw, dp
-
-
 def logits_indeterminate(x, y, w, p, g, dtype):
-    """`indeterminate` masks (elementwise, x's shape) of the loss, dX, dY and
-    dW: each output's bracket of terms, and the infinite factors outside it.
-    `dtype`: the outputs' dtype, or a tuple of the four (loss, dX, dY, dW)."""
-    wb = np.broadcast_to(1.0 if w is None else w, x.shape)
-    pb = np.broadcast_to(1.0 if p is None else p, x.shape)
-    gb = np.broadcast_to(g, x.shape)
-    sp_pos, sp_neg = ref.softplus(x), ref.softplus(-x)
-    sig_pos, sig_neg = ref.sigmoid(x), ref.sigmoid(-x)
-    with np.errstate(invalid="ignore", over="ignore"):
-        omy = 1.0 - y
-        u = ref.mul0(omy, sp_pos) + ref.mul0(ref.mul0(pb, y), sp_neg)
-        su = amul(omy, sp_pos) + amul(pb, y, sp_neg)
-        b = ref.mul0(omy, sig_pos) - ref.mul0(ref.mul0(pb, y), sig_neg)
-        sb = amul(omy, sig_pos) + amul(pb, y, sig_neg)
-        c = ref.mul0(pb, sp_neg) - sp_pos
-        sc = amul(pb, sp_neg) + np.abs(sp_pos)
-    lim = [DTYPE_MAX[d] for d in (dtype if isinstance(dtype, tuple) else (dtype,) * 4)]
-    return (indeterminate(u, su, wb, rel=1e-5, limit=lim[0]), indeterminate(b, sb, gb, wb, rel=1e-5, limit=lim[1]),
-            indeterminate(c, sc, gb, wb, rel=1e-5, limit=lim[2]), indeterminate(u, su, gb, rel=1e-5, limit=lim[3]))
-
-
-# --------------------------------------------------------- BCE reference ---
-
-FLT_MAX, FLT_MIN = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)
-
-
-def _mul0(a, b, dt):
-    a, b = np.asarray(a, dt), np.asarray(b, dt)
-    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
-        r = a * b
-    return np.where(np.isnan(r) & ~np.isnan(a) & ~np.isnan(b), dt(0), r).astype(dt)
-
-
-def bce_terms(p, y, w, g, dt):
-    """MindSpore 2.10's BCELoss rule and its gradients, every operation in dt
-    (float32: as the kernels compute it; float64: the reference), a and b
-    formed in float32, logs correctly rounded: a dict of intermediates."""
-    a, b = ref.bce_guarded(p)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        la, lb = np.log(a).astype(dt), np.log(b).astype(dt)
-        y, w, g = np.asarray(y, dt), np.asarray(w, dt), np.asarray(g, dt)
-        one = dt(1)
-        t1, t2 = _mul0(y, la, dt), _mul0(one - y, lb, dt)
-        ll = (t1 + t2).astype(dt)
-        loss = -_mul0(w, ll, dt)
-        ra, rb = (one / a.astype(dt)).astype(dt), (one / b.astype(dt)).astype(dt)
-        t3, t4 = _mul0(one - y, rb, dt), _mul0(y, ra, dt)
-        d = (t3 - t4).astype(dt)
-        wd = _mul0(w, d, dt)
-        dx = _mul0(g, wd, dt)
-        dl = (lb - la).astype(dt)
-        wdl = _mul0(w, dl, dt)
-        dy = _mul0(g, wdl, dt)
-        gll = _mul0(g, ll, dt)
-        dw = -gll
-    return {"t1": t1, "t2": t2, "ll": ll, "loss": loss, "ra": ra, "rb": rb, "t3": t3, "t4": t4, "d": d, "wd": wd,
-            "dx": dx, "dl": dl, "wdl": wdl, "dy": dy, "gll": gll, "dw": dw}
-
-
-def float32_exceptional(terms64, names):
-    """Elements where one of the rule's intermediates leaves float32's normal
-    range (overflow, or a nonzero value below the smallest normal): there the
-    float32 evaluation, not the float64 one, is the specified result."""
-    exc = np.zeros(np.shape(terms64["loss"]), bool)
-    for k in names:
-        v = np.abs(np.asarray(terms64[k], np.float64))
-        exc |= (np.isfinite(v) & (v > FLT_MAX)) | ((v > 0) & (v < FLT_MIN))
-    return exc
-
-
-def bce_expected(p, y, w, g):
-    """(loss, dp, dy, dw contributions, exceptional masks) elementwise: float64
-    where float32 holds the rule's intermediates, the float32 rule elsewhere."""
-    t32 = bce_terms(p, y, w, g, np.float32)
-    t64 = bce_terms(p, y, w, g, np.float64)
-    fwd_exc = float32_exceptional(t64, ("t1", "t2", "ll", "loss"))
-    dx_exc = float32_exceptional(t64, ("ra", "rb", "t3", "t4", "d", "wd", "dx"))
-    dy_exc = float32_exceptional(t64, ("dl", "wdl", "dy"))
-    dw_exc = float32_exceptional(t64, ("t1", "t2", "ll", "gll"))
-    pick = lambda k, exc: np.where(exc, t32[k].astype(np.float64), t64[k])  # noqa: E731
-    return pick("loss", fwd_exc), pick("dx", dx_exc), pick("dy", dy_exc), pick("dw", dw_exc), fwd_exc
+    """reference.logits_indeterminate, the limits the range of `dtype` (the
+    outputs' dtype, or a tuple of the four: loss, dX, dY, dW)."""
+    limit = tuple(DTYPE_MAX[d] for d in dtype) if isinstance(dtype, tuple) else DTYPE_MAX[dtype]
+    return ref.logits_indeterminate(x, y, w, p, g, limit)
 
 
 def bce_indeterminate(p, y, w, g, dtype):
-    """`indeterminate` masks of the loss, dP, dY and dW (see logits_indeterminate):
-    MindSpore's rule evaluated in float32 cancels to within ~1e-7 of its terms."""
-    t = bce_terms(p, y, w, g, np.float64)
-    a, b = ref.bce_guarded(p)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        la, lb = np.log(np.asarray(a, np.float64)), np.log(np.asarray(b, np.float64))
-        sll = np.abs(t["t1"]) + np.abs(t["t2"])
-        sd = np.abs(t["t3"]) + np.abs(t["t4"])
-        sdl = np.abs(la) + np.abs(lb)
-    lim = DTYPE_MAX[dtype]
-    return (indeterminate(t["ll"], sll, w, rel=1e-5, limit=lim), indeterminate(t["d"], sd, g, w, rel=1e-5, limit=lim),
-            indeterminate(t["dl"], sdl, g, w, rel=1e-5, limit=lim), indeterminate(t["ll"], sll, g, rel=1e-5, limit=lim))
-
-
-def bce_scales(p, y, w, g):
-    a, b = ref.bce_guarded(p)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        la, lb, ra, rb = np.log(a), np.log(b), 1.0 / a, 1.0 / b
-    loss = amul(w, amul(y, la) + amul(1.0 - y, lb))
-    dx = amul(g, w, amul(1.0 - y, rb) + amul(y, ra))
-    dy = amul(g, w, np.abs(la) + np.abs(lb))
-    dw = amul(g, amul(y, la) + amul(1.0 - y, lb))
-    return loss, dx, dy, dw
+    """reference.bce_indeterminate, the limit the range of the outputs' `dtype`."""
+    return ref.bce_indeterminate(p, y, w, g, DTYPE_MAX[dtype])
 
 
 # ------------------------------------------------------------ the checks ---
@@ -578,28 +354,6 @@ def check_logits(api, reduction, shapes, dtypes, arrays, path, threads, grads=Tr
         elif not skips[k + 1].any():  # a sum over broadcast dimensions: indeterminate if any term is
             scale = ref.reduce_to_shape(s[k + 1], t.shape)
             check_reduced_gradient(got[k + 1], want[k], scale, t.shape, x_shape, t.dtype, name)
-
-
-def float32_text(v):
-    """The shortest text that reads back as float32 v, fixed or scientific,
-    whichever is shorter (fixed on a tie; in fixed, of the texts that short,
-    the nearest to v: an integer's exact digits): C++'s std::to_chars."""
-    v = np.float32(v)
-    if np.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    fixed = np.format_float_positional(v, unique=True, trim="-")
-    sci = np.format_float_scientific(v, unique=True, trim="-", exp_digits=2)
-    if len(fixed) > len(sci):
-        return sci
-    return str(int(v)) if v == np.floor(v) else fixed
-
-
-def domain_error_message(p):
-    """BCELoss's message for probabilities p (the values the kernel sees) with
-    one outside [0, 1]: the first such one in C order, and its flat index."""
-    i = int(np.flatnonzero((p < 0) | (p > 1))[0])
-    return (f"For 'BCELoss', every element of 'logits' must be in [0, 1], but got {float32_text(p.flat[i])} "
-            f"at index {i}.")
 
 
 def expect_runtime_error(call, message):
@@ -688,6 +442,7 @@ def test_numpy_rounding_matches_mindspore_cast():
         for what, got in (("rounds_to", rounds_to(values, dtype)), ("tensor", to_f64(tensor(values, dtype)))):
             same = (got == cast) | (np.isnan(got) & np.isnan(cast))
             assert same.all(), f"{what} {dtype}: {values[~same][:5]} -> {got[~same][:5]}, Cast: {cast[~same][:5]}"
+
 
 def incoming_gradients(draw, v, x_shape, api, reduction):
     """The incoming gradient the gradient check uses (none where the API's

@@ -13,44 +13,50 @@ float64 reference only).  Every kernel entry point is called:
 
 Prints one line of counts; exits nonzero (or the sanitizer aborts) on failure.
 """
+import collections
 import ctypes
 import json
-import sys
 
 import numpy as np
 
 from tests import reference as ref
 from tests.abi import (BAD_DTYPE, BAD_PARAM_COUNT, BAD_RANK, BAD_SHAPE, NULL_DATA, OK, OUT_OF_RANGE, as_float64,
-                       last_error, launch, launch_null_arrays, to_bfloat16)
+                       last_error, launch, launch_null_arrays, load_registry, to_bfloat16)
 
 DTYPES = ("float32", "float16", "bfloat16")
-# ms_bce._kernels.DIRECTIONS (not imported: it imports MindSpore); the one-output
-# backward directions -> the gradient they give, as an index into the
-# reference's (dx, dy, dw, dp)
-DIRECTIONS = ("forward", "backward", "backward_input", "backward_target", "backward_weight", "backward_pos_weight")
-GRADIENT = {"backward_input": 0, "backward_target": 1, "backward_weight": 2, "backward_pos_weight": 3}
+# the loss registry (ms_bce/_losses.py, loaded by path: ms_bce imports MindSpore)
+REGISTRY = load_registry()
 CALLS = {"valid": 0, "malformed": 0, "settings": 0}
+# per loss: the float64 oracles of its forward, (x, y, w, p, reduction) -> loss, and of its
+# gradients, (x, y, w, p, reduction, dout) -> (dx, dy, dw, dp) (None where it has no such
+# operand); and whether its input is a probability (refused outside [0, 1]: drive_out_of_range)
+Oracle = collections.namedtuple("Oracle", "forward grads probabilities")
+ORACLES = {
+    "bce_with_logits": Oracle(ref.bce_with_logits, ref.bce_with_logits_grads, False),
+    "bce": Oracle(lambda x, y, w, p, r: ref.bce(x, y, w, r),
+                  lambda x, y, w, p, r, g: ref.bce_grads(x, y, w, r, g) + (None,), True),
+}
 
 
 class Entry:
-    """What an entry point's name says: loss, direction, reduction, operands."""
+    """What an entry point's name says (the registry's parse_entry): loss,
+    direction, reduction, operands; ValueError for a name it does not know."""
 
     def __init__(self, name):
-        self.name = name
-        self.loss = "bce_with_logits" if name.startswith("bce_with_logits") else "bce"
-        rest = name[len(self.loss) + 1:]
-        # the longest direction the name starts with ('backward_pos_weight_none_p' is not 'backward_...')
-        self.direction = max((d for d in DIRECTIONS if rest.startswith(d + "_")), key=len)
-        rest = rest[len(self.direction) + 1:]
-        self.reduction = rest.split("_")[0]
-        ops = rest[len(self.reduction) + 1:]
-        self.has_w, self.has_p = "w" in ops, "p" in ops
-        self.n_in = 2 + self.has_w + self.has_p
-        self.gradient = GRADIENT.get(self.direction)  # None: forward or the fused backward
+        e = REGISTRY.parse_entry(name)
+        self.name, self.loss, self.direction, self.reduction = e.name, e.loss, e.direction, e.reduction
+        self.has_w, self.has_p = e.has_weight, e.has_pos_weight
+        self.n_in = REGISTRY.n_operands(self.has_w, self.has_p)
+        # a one-output backward's gradient, as an index into the reference's (dx, dy, dw, dp);
+        # None: forward or the fused backward
+        one = REGISTRY.ONE_GRADIENT.get(self.direction)
+        self.gradient = None if one is None else REGISTRY.OPERANDS.index(one)
         self.n_out = self.n_in if self.direction == "backward" else 1
-        assert self.reduction in ("none", "mean", "sum") and ops in ("", "w", "p", "wp"), name
-        assert not (self.direction == "backward_weight" and not self.has_w), name
-        assert not (self.direction == "backward_pos_weight" and not self.has_p), name
+        if self.loss not in ORACLES:
+            raise ValueError(f"{name}: the sanitizer driver has no float64 oracle for {self.loss!r} (ORACLES)")
+        if REGISTRY.LOSSES[self.loss].params:
+            raise ValueError(f"{name}: the sanitizer driver does not pass scalar parameters (the t operand) yet")
+        self.oracle = ORACLES[self.loss]
 
 
 def store(a, dtype):
@@ -69,8 +75,7 @@ def empty_like_dtype(shape, dtype, fill=np.nan):
 
 def make_operands(entry, dtype, x_shape, w_shape, p_shape, rng, special=0.05):
     """Inputs (x, y[, w][, p][, dout]) of the entry point, stored in dtype."""
-    logits = entry.loss == "bce_with_logits"
-    if logits:
+    if not entry.oracle.probabilities:  # logits
         x = rng.normal(scale=6.0, size=x_shape).astype(np.float32)
         specials = np.float32([0.0, -0.0, np.inf, -np.inf, np.nan, 100.0, -100.0, 1e4])
     else:
@@ -109,14 +114,8 @@ def reference(entry, ops):
     k += entry.has_p
     with np.errstate(all="ignore"):
         if entry.direction == "forward":
-            if entry.loss == "bce_with_logits":
-                return [ref.bce_with_logits(x, y, w, p, entry.reduction)]
-            return [ref.bce(x, y, w, entry.reduction)]
-        g = vals[k]
-        if entry.loss == "bce_with_logits":
-            grads = ref.bce_with_logits_grads(x, y, w, p, entry.reduction, g)  # (dx, dy, dw, dp)
-        else:
-            grads = ref.bce_grads(x, y, w, entry.reduction, g) + (None,)  # (dx, dy, dw), no pos_weight
+            return [entry.oracle.forward(x, y, w, p, entry.reduction)]
+        grads = entry.oracle.grads(x, y, w, p, entry.reduction, vals[k])  # (dx, dy, dw, dp)
         if entry.gradient is not None:
             assert grads[entry.gradient] is not None, entry.name
             return [grads[entry.gradient]]
@@ -213,7 +212,8 @@ def drive_valid(san, plain, entries):
             if rc != OK or rc_plain != OK:
                 failures.append(f"{what}: return codes {rc}, {rc_plain}")
                 continue
-            if entry.loss == "bce" and ops[0].size and entry.direction != "backward":  # the fused one does not check
+            # (not the fused backward: it leaves the domain check to the forward)
+            if entry.oracle.probabilities and ops[0].size and entry.direction != "backward":
                 failures += drive_out_of_range(san, plain, entry, ops, outs, dtype, rng, what)
             for k, (o, op, e) in enumerate(zip(outs, outs_plain, reference(entry, ops))):
                 if not same_bits(o, op):

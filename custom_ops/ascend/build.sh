@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Builds ms_bce's Ascend C operators (op_host/ + op_kernel/) into a CANN
-# custom operator package with MindSpore's own custom_compiler, and installs
-# it where MindSpore looks for custom operators.  Runs only where the CANN
-# toolkit is installed; elsewhere it says so and exits with status 2.
+# Builds ms_bce's Ascend C operators into a CANN custom operator package with
+# MindSpore's own custom_compiler, and installs it where MindSpore looks for
+# custom operators.  Runs only where the CANN toolkit is installed; elsewhere
+# it says so and exits with status 2.
 #
 #   custom_ops/ascend/build.sh                  # build; prints the .run package
 #   custom_ops/ascend/build.sh --install DIR    # build and install under DIR
 #                                               # (then: export ASCEND_CUSTOM_OPP_PATH=DIR/vendors/ms_bce:$ASCEND_CUSTOM_OPP_PATH)
 #
-# CANN is looked for in $ASCEND_HOME_PATH, else $ASCEND_CANN_PACKAGE_PATH,
+# The operator project (op_host/, op_kernel/: the hand-written headers here
+# and one generated file per operator) is written by ops.py from the loss
+# registry (ms_bce/_losses.py) into the build directory, not into the source
+# tree.  CANN is looked for in $ASCEND_HOME_PATH, else $ASCEND_CANN_PACKAGE_PATH,
 # else /usr/local/Ascend/ascend-toolkit/latest.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -27,14 +30,13 @@ if ! has_cann; then
   exit 2
 fi
 
-python3 "$here/ops.py" --check  # the generated per-operator files match the table
-
 ms_dir="$(python3 -c 'import mindspore, os; print(os.path.dirname(mindspore.__file__))')"
 work="$(mktemp -d)"
 trap 'echo "ms_bce: build directory kept at $work"' EXIT
+python3 "$here/ops.py" "$work/project"  # op_host/ and op_kernel/, generated operators included
 cp -r "$ms_dir/lib/plugin/ascend/custom_compiler" "$work/"
 cd "$work/custom_compiler"
-args=(-o "$here/op_host" -k "$here/op_kernel" --vendor_name ms_bce --ascend_cann_package_path "$cann")
+args=(-o "$work/project/op_host" -k "$work/project/op_kernel" --vendor_name ms_bce --ascend_cann_package_path "$cann")
 if [ -n "$install_dir" ]; then
   mkdir -p "$install_dir"
   args+=(-i --install_path "$(cd "$install_dir" && pwd)")

@@ -1,6 +1,6 @@
-// BCELoss (binary cross entropy on probabilities) on the CPU: forward per
-// reduction and one fused backward giving the gradients of the probabilities,
-// the targets and the weight.
+// BCELoss (binary cross entropy on probabilities) on the CPU: its element
+// maths, scalar and AVX2, and its entry points (forward, the fused and the
+// one-output backwards: gradients of the probabilities, targets and weight).
 //
 // MindSpore 2.10's rule (found by experiment; tests/test_bce.py pins it):
 //   L = -W [ Y log(a) + (1 - Y) log(b) ],  a = p + eps,  b = (1 - p) + eps,
@@ -137,7 +137,6 @@ MS_BCE_AVX2_END
 
 }  // namespace ms_bce
 
-// bce_<direction>_{none,mean,sum}{,_w}
-MS_BCE_EXPORT_REDUCTIONS(ms_bce::Bce, bce, false, false, )
-MS_BCE_EXPORT_REDUCTIONS(ms_bce::Bce, bce, true, false, _w)
-MS_BCE_EXPORT_WEIGHT_GRADIENTS(ms_bce::Bce, bce, true, false, _w)
+// This file's entry points: losses.def's bce line (every direction, reduction and operand set).
+#define MS_BCE_EXPORTS_bce MS_BCE_SELECTED
+#include "../common/export_losses.inc"

@@ -1,7 +1,7 @@
-// BCEWithLogitsLoss on the CPU: forward per reduction and one fused backward
-// giving the gradients of logits, target, weight and pos_weight.
+// BCEWithLogitsLoss on the CPU: its element maths, scalar and AVX2, and its
+// entry points (forward, the fused and the one-output backwards).
 //
-// Stable form (spec section 2): with sp(z) = max(z, 0) + log1p(exp(-|z|)),
+// Stable form (docs/numerics.rst), with sp(z) = max(z, 0) + log1p(exp(-|z|)):
 //   L  = W * [ (1 - Y) * sp(X) + P * Y * sp(-X) ]
 // which keeps full relative accuracy in both tails, unlike the seeds'
 // (1 - Y) X + (1 + (P - 1) Y) sp(-X).  Products use mul0, so a zero
@@ -210,12 +210,6 @@ MS_BCE_AVX2_END
 
 }  // namespace ms_bce
 
-// bce_with_logits_<direction>_{none,mean,sum}{,_w,_p,_wp}
-MS_BCE_EXPORT_REDUCTIONS(ms_bce::BceWithLogits, bce_with_logits, false, false, )
-MS_BCE_EXPORT_REDUCTIONS(ms_bce::BceWithLogits, bce_with_logits, true, false, _w)
-MS_BCE_EXPORT_REDUCTIONS(ms_bce::BceWithLogits, bce_with_logits, false, true, _p)
-MS_BCE_EXPORT_REDUCTIONS(ms_bce::BceWithLogits, bce_with_logits, true, true, _wp)
-MS_BCE_EXPORT_WEIGHT_GRADIENTS(ms_bce::BceWithLogits, bce_with_logits, true, false, _w)
-MS_BCE_EXPORT_WEIGHT_GRADIENTS(ms_bce::BceWithLogits, bce_with_logits, true, true, _wp)
-MS_BCE_EXPORT_POS_WEIGHT_GRADIENTS(ms_bce::BceWithLogits, bce_with_logits, false, true, _p)
-MS_BCE_EXPORT_POS_WEIGHT_GRADIENTS(ms_bce::BceWithLogits, bce_with_logits, true, true, _wp)
+// This file's entry points: losses.def's bce_with_logits line (every direction, reduction and operand set).
+#define MS_BCE_EXPORTS_bce_with_logits MS_BCE_SELECTED
+#include "../common/export_losses.inc"

@@ -1,7 +1,5 @@
 #include "parallel.h"
 
-#include "common.h"
-
 #include <pthread.h>
 #include <sched.h>
 
@@ -177,30 +175,29 @@ void parallel_for(int64_t count, int threads, const std::function<void(int64_t)>
 // Called by ms_bce's Python layer through ctypes on the same library file
 // MindSpore loaded (dlopen returns the same handle, so the same globals).
 
-extern "C" __attribute__((visibility("default"))) int ms_bce_set_num_threads(int n) {
+MS_BCE_EXPORT int ms_bce_set_num_threads(int n) {
   if (n < 0) return ms_bce::kBadParamCount;
   ms_bce::g_num_threads.store(n);
   return ms_bce::kOk;
 }
 
-extern "C" __attribute__((visibility("default"))) int ms_bce_get_num_threads() { return ms_bce::num_threads(); }
+MS_BCE_EXPORT int ms_bce_get_num_threads() { return ms_bce::num_threads(); }
 
 // 0: automatic, 1: portable scalar path, 2: AVX2 path (scalar where unsupported).
-extern "C" __attribute__((visibility("default"))) int ms_bce_set_simd_path(int path) {
+MS_BCE_EXPORT int ms_bce_set_simd_path(int path) {
   if (path < 0 || path > 2) return ms_bce::kBadParamCount;
   ms_bce::g_simd_path.store(path);
   return ms_bce::kOk;
 }
 
-extern "C" __attribute__((visibility("default"))) int ms_bce_get_simd_path() {
+MS_BCE_EXPORT int ms_bce_get_simd_path() {
   return static_cast<int>(ms_bce::simd_path());
 }
 
 // The vector maths, for tests that measure their accuracy (tests/test_vector_math.py):
 // fn 0: exp_nonpos, 1: log1p_unit, 2: log_via_double, over n float32 values.
 // Returns kBadDtype where this CPU has no AVX2 path.
-extern "C" __attribute__((visibility("default"))) int ms_bce_vector_math(int fn, const float *in, float *out,
-                                                                          int64_t n) {
+MS_BCE_EXPORT int ms_bce_vector_math(int fn, const float *in, float *out, int64_t n) {
 #if defined(MS_BCE_HAVE_AVX2_PATH)
   if (!ms_bce::cpu_has_avx2()) return ms_bce::kBadDtype;
   if (fn < 0 || fn > 2 || n < 0 || (n > 0 && (in == nullptr || out == nullptr))) return ms_bce::kBadParamCount;
@@ -215,7 +212,7 @@ extern "C" __attribute__((visibility("default"))) int ms_bce_vector_math(int fn,
 
 // The message of this thread's last kOutOfRange (a value outside a loss's
 // domain), for callers that get the status (ctypes); MindSpore's launcher
-// gets it as an exception instead (common.h: report).
-extern "C" __attribute__((visibility("default"))) const char *ms_bce_last_error() {
+// gets it as an exception instead (../common/errors.h: report).
+MS_BCE_EXPORT const char *ms_bce_last_error() {
   return ms_bce::last_error().c_str();
 }

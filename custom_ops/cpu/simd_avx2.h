@@ -201,7 +201,7 @@ MS_BCE_VINLINE __m256 log1p_unit(__m256 e) {
 // Small 'mean'/'sum' reductions of the logits loss are computed in double
 // (Segment::precise): a float32 element is off by up to a few ulp, which can
 // move a short mean across a rounding boundary (the seed example's lies 0.22
-// ulp from one); large reductions stay in float32, within the spec's 1e-6.
+// ulp from one); large reductions stay in float32, within docs/numerics.rst's 1e-6.
 
 MS_BCE_VINLINE __m256d splat_pd(double v) { return _mm256_set1_pd(v); }
 MS_BCE_VINLINE __m256d is_nan_pd(__m256d v) { return _mm256_cmp_pd(v, v, _CMP_UNORD_Q); }

@@ -26,8 +26,10 @@
 #define MS_BCE_HD __host__ __device__
 #else
 #include <cmath>
-#include <cstring>
 #define MS_BCE_HD
+#endif
+#if !defined(__CUDA_ARCH__)
+#include "../common/float16.h"  // the host conversions: the CPU library's algorithms
 #endif
 
 namespace ms_bce {
@@ -40,62 +42,21 @@ namespace gpu {
 struct Half { uint16_t bits; };
 struct BFloat16 { uint16_t bits; };
 
-#if !defined(__CUDA_ARCH__)
-// Host conversions: the CPU library's algorithms (custom_ops/cpu/common.h).
-inline float host_bits_to_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
-inline uint32_t host_float_to_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-
-// IEEE binary16 -> binary32, exact (subnormals, inf and NaN kept).
-inline float host_half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1Fu;
-  uint32_t man = h & 0x3FFu;
-  if (exp == 0x1F) return host_bits_to_float(sign | 0x7F800000u | (man << 13));
-  if (exp != 0) return host_bits_to_float(sign | ((exp + 112) << 23) | (man << 13));
-  if (man == 0) return host_bits_to_float(sign);
-  int e = -1;  // normalise a subnormal half
-  do { man <<= 1; ++e; } while ((man & 0x400u) == 0);
-  return host_bits_to_float(sign | static_cast<uint32_t>(112 - e) << 23 | ((man & 0x3FFu) << 13));
-}
-
-// binary32 -> binary16, round to nearest even; overflow gives inf, NaN stays NaN.
-inline uint16_t host_float_to_half(float f) {
-  const uint32_t u = host_float_to_bits(f);
-  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
-  const uint32_t abs = u & 0x7FFFFFFFu;
-  if (abs >= 0x7F800000u) {  // inf or NaN
-    return static_cast<uint16_t>(sign | 0x7C00u | (abs > 0x7F800000u ? 0x200u | ((abs >> 13) & 0x3FFu) : 0u));
-  }
-  if (abs >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00u);  // rounds past 65504
-  if (abs < 0x38800000u) {  // subnormal or zero result: let the FPU round the scaled value
-    const float scaled = host_bits_to_float(abs) * 16777216.0f;  // 2^24: one half subnormal ulp becomes 1.0
-    return static_cast<uint16_t>(sign | static_cast<uint16_t>(std::nearbyint(scaled)));
-  }
-  const uint32_t rounded = abs + 0xFFFu + ((abs >> 13) & 1u);  // round mantissa to 10 bits, ties to even
-  return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
-}
-
-inline uint16_t host_float_to_bfloat16(float f) {
-  const uint32_t u = host_float_to_bits(f);
-  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // quiet NaN
-  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
-#endif  // !__CUDA_ARCH__
-
-// Device conversions are CUDA's exact, round-to-nearest-even intrinsics.
+// Host conversions: ../common/float16.h; device conversions are CUDA's exact,
+// round-to-nearest-even intrinsics.
 MS_BCE_HD inline float to_float(float f) { return f; }
 MS_BCE_HD inline float to_float(Half h) {
 #if defined(__CUDA_ARCH__)
   return __half2float(__ushort_as_half(h.bits));
 #else
-  return host_half_to_float(h.bits);
+  return half_bits_to_float(h.bits);
 #endif
 }
 MS_BCE_HD inline float to_float(BFloat16 b) {
 #if defined(__CUDA_ARCH__)
   return __bfloat162float(__ushort_as_bfloat16(b.bits));
 #else
-  return host_bits_to_float(static_cast<uint32_t>(b.bits) << 16);
+  return bfloat16_bits_to_float(b.bits);
 #endif
 }
 
@@ -110,7 +71,7 @@ template <> struct Store<Half> {
 #if defined(__CUDA_ARCH__)
     return Half{__half_as_ushort(__float2half_rn(static_cast<float>(v)))};
 #else
-    return Half{host_float_to_half(static_cast<float>(v))};
+    return Half{float_to_half_bits(static_cast<float>(v))};
 #endif
   }
 };
@@ -119,7 +80,7 @@ template <> struct Store<BFloat16> {
 #if defined(__CUDA_ARCH__)
     return BFloat16{__bfloat16_as_ushort(__float2bfloat16_rn(static_cast<float>(v)))};
 #else
-    return BFloat16{host_float_to_bfloat16(static_cast<float>(v))};
+    return BFloat16{float_to_bfloat16_bits(static_cast<float>(v))};
 #endif
   }
 };
@@ -157,7 +118,7 @@ struct Grad {
   double dx, dy, dw, dp;
 };
 
-// BCEWithLogitsLoss, stable form (spec section 2), with sp(z) = softplus(z):
+// BCEWithLogitsLoss, stable form (docs/numerics.rst), with sp(z) = softplus(z):
 //   L = W [ (1 - Y) sp(X) + P Y sp(-X) ]
 struct BceWithLogits {
   static constexpr const char *kName = "BCEWithLogitsLoss";

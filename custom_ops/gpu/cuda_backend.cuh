@@ -147,4 +147,7 @@ class CudaBackend {
 }  // namespace gpu
 }  // namespace ms_bce
 
+// The entry points ../common/export_losses.inc generates run here: kernels on MindSpore's stream.
+#define MS_BCE_RUNNER ms_bce::gpu::Entry<ms_bce::gpu::CudaBackend>
+
 #endif  // MS_BCE_GPU_CUDA_BACKEND_CUH_

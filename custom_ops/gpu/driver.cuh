@@ -7,7 +7,9 @@
 // arithmetic in plain loops, so that the test suite can check everything but
 // the launch itself on a machine without a GPU.
 //
-// Operand layout, checks and status codes: ../common/aot_abi.h.
+// Operand layout, checks and status codes: ../common/aot_abi.h; the entry
+// points themselves are generated from ../common/losses.def (Entry below is
+// their runner; each .cu file exports the losses it selects).
 #ifndef MS_BCE_GPU_DRIVER_CUH_
 #define MS_BCE_GPU_DRIVER_CUH_
 
@@ -17,8 +19,9 @@
 #include <type_traits>
 
 #include "../common/aot_abi.h"
-#include "bce_math.cuh"
+#include "bce_math.cuh"  // (defines MS_BCE_HD, which params.h uses)
 #include "indexing.cuh"
+#include "../common/params.h"
 
 namespace ms_bce {
 namespace gpu {
@@ -26,10 +29,11 @@ namespace gpu {
 // ------------------------------------------------------------ functors ---
 
 // The operands of one call: x, y contiguous; w, p read in place through
-// the broadcast layout.
+// the broadcast layout; theta, the loss's scalar parameters (nullptr: none).
 template <class T, bool HW, bool HP>
 struct Operands {
   const T *x, *y, *w, *p;
+  const float *theta;
   OperandLayout layout;
 
   MS_BCE_HD void load(int64_t i, double *xv, double *yv, double *wv, double *pv) const {
@@ -54,7 +58,7 @@ struct ForwardElementwise {
   MS_BCE_HD void operator()(int64_t i, double * /*acc*/) const {
     double x, y, w, p;
     in.load(i, &x, &y, &w, &p);
-    out[i] = store_as<T>(Loss::value(x, y, w, p));
+    out[i] = store_as<T>(loss_value<Loss>(in.theta, x, y, w, p));
   }
 };
 
@@ -65,7 +69,7 @@ struct ForwardSum {
   MS_BCE_HD void operator()(int64_t i, double *acc) const {
     double x, y, w, p;
     in.load(i, &x, &y, &w, &p);
-    acc[0] += Loss::value(x, y, w, p);
+    acc[0] += loss_value<Loss>(in.theta, x, y, w, p);
   }
 };
 
@@ -87,7 +91,7 @@ struct BackwardElement {
     in.load(i, &x, &y, &w, &p);
     const double g = per_element_g ? static_cast<double>(to_float(dout[i]))
                                    : static_cast<double>(to_float(dout[0])) / divisor;
-    const Grad gr = Loss::grad(x, y, w, p, g);
+    const Grad gr = loss_grad<Loss>(in.theta, x, y, w, p, g);
     if (dx) dx[i] = store_as<T>(gr.dx);
     if (dy) dy[i] = store_as<T>(gr.dy);
     if (dw_full) dw_full[i] = store_as<T>(gr.dw);
@@ -159,8 +163,7 @@ Status run_reduction(Backend &be, const ReducePlan &plan, const Src &src, T *out
 }
 
 template <class T, bool HW, bool HP>
-Operands<T, HW, HP> make_operands(const Args &a) {
-  const OperandSet ops{HW, HP};
+Operands<T, HW, HP> make_operands(const Args &a, OperandSet ops) {
   const Shape *bcast[kMaxOperands] = {nullptr, nullptr};
   int n = 0;
   if (HW) bcast[n++] = &a.shape[ops.weight()];
@@ -170,14 +173,16 @@ Operands<T, HW, HP> make_operands(const Args &a) {
   in.y = static_cast<const T *>(a.params[1]);
   in.w = HW ? static_cast<const T *>(a.params[ops.weight()]) : nullptr;
   in.p = HP ? static_cast<const T *>(a.params[ops.pos_weight()]) : nullptr;
+  in.theta = ops.np > 0 ? static_cast<const float *>(a.params[ops.theta()]) : nullptr;
   in.layout = make_operand_layout(a.shape[0], bcast, n);
   return in;
 }
 
 template <class Loss, class T, bool HW, bool HP, class Backend>
 Status forward(Backend &be, Reduction red, const Args &a) {
-  constexpr int kIn = 2 + HW + HP;
-  const Operands<T, HW, HP> in = make_operands<T, HW, HP>(a);
+  constexpr OperandSet kOps = kOperandsOf<Loss, HW, HP>;
+  constexpr int kIn = kOps.inputs();
+  const Operands<T, HW, HP> in = make_operands<T, HW, HP>(a, kOps);
   T *out = static_cast<T *>(a.params[kIn]);
   const int64_t n = a.shape[0].numel;
   if (red == Reduction::kNone) {
@@ -195,9 +200,8 @@ Status forward(Backend &be, Reduction red, const Args &a) {
 
 template <class Loss, class T, bool HW, bool HP, class Backend>
 Status backward(Backend &be, Direction dir, Reduction red, const Args &a) {
-  constexpr int kIn = 2 + HW + HP;
-  constexpr int kDout = kIn;
-  const OperandSet ops{HW, HP};
+  constexpr OperandSet ops = kOperandsOf<Loss, HW, HP>;
+  constexpr int kDout = ops.inputs();
   const bool all = dir == Direction::kBackward;
   const int64_t n = a.shape[0].numel;
   // the fused backward writes every gradient; a one-output one, its gradient only
@@ -224,7 +228,7 @@ Status backward(Backend &be, Direction dir, Reduction red, const Args &a) {
   const bool w_reduced = dw && w_shape.numel < n;
   const bool p_reduced = dp && p_shape.numel < n;
 
-  BackwardElement<Loss, T, HW, HP, 0> base{make_operands<T, HW, HP>(a),
+  BackwardElement<Loss, T, HW, HP, 0> base{make_operands<T, HW, HP>(a, ops),
                                            static_cast<const T *>(a.params[kDout]),
                                            red == Reduction::kNone,
                                            red == Reduction::kMean ? static_cast<double>(n) : 1.0,
@@ -262,9 +266,11 @@ Status backward(Backend &be, Direction dir, Reduction red, const Args &a) {
 template <class Loss, bool HW, bool HP, class Backend>
 int run_entry(Backend &be, Direction dir, Reduction red, int nparam, void **params, int *ndims, int64_t **shapes,
               const char **dtypes) {
-  const OperandSet ops{HW, HP};
+  constexpr OperandSet ops = kOperandsOf<Loss, HW, HP>;
   Args a;
-  if (Status st = read_args(nparam, param_count(dir, ops), params, ndims, shapes, dtypes, &a)) return st;
+  if (Status st = read_args(nparam, param_count(dir, ops), params, ndims, shapes, dtypes, &a, ops.theta())) {
+    return st;
+  }
   if (Status st = check_call_shapes(dir, red, ops, a.shape)) return st;
   try {
     if (Status st = be.check_pointers(a)) return st;
@@ -285,77 +291,23 @@ int run_entry(Backend &be, Direction dir, Reduction red, int nparam, void **para
   }
 }
 
+// The runner of the GPU library's entry points (../common/exports.h): a
+// kernel on Backend, constructed from MindSpore's stream argument.
+template <class Backend>
+struct Entry {
+  template <class Loss, Direction D, Reduction R, bool HW, bool HP>
+  static int run(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
+                 void *extra) {
+    (void)extra;
+    Backend be(stream);
+    return run_entry<Loss, HW, HP>(be, D, R, nparam, params, ndims, shapes, dtypes);
+  }
+};
+
 }  // namespace gpu
 }  // namespace ms_bce
 
-// Exports the entry points (and their InferShape functions) of one loss for
-// one reduction and one operand set, named <prefix>_<direction>_<reduction><suffix>,
-// run on Backend (constructed from MindSpore's stream argument).
-#define MS_BCE_GPU_EXPORT_GRADIENT(Backend, Loss, prefix, R, rname, HW, HP, suffix, direction, Dir)            \
-  MS_BCE_AOT_KERNEL(prefix##_##direction##_##rname##suffix) {                                                  \
-    (void)extra;                                                                                               \
-    Backend be(stream);                                                                                        \
-    return ms_bce::gpu::run_entry<Loss, HW, HP>(be, ms_bce::Direction::Dir, ms_bce::Reduction::R, nparam,      \
-                                                params, ndims, shapes, dtypes);                                \
-  }                                                                                                            \
-  MS_BCE_AOT_INFER(prefix##_##direction##_##rname##suffix) {                                                   \
-    (void)extra;                                                                                               \
-    return ms_bce::gradient_infer_shape(Loss::kName, ms_bce::OperandSet{HW, HP}, ms_bce::Direction::Dir, ndims, \
-                                        shapes);                                                               \
-  }
-
-#define MS_BCE_GPU_EXPORT_VARIANT(Backend, Loss, prefix, R, rname, HW, HP, suffix)                                 \
-  MS_BCE_AOT_KERNEL(prefix##_forward_##rname##suffix) {                                                            \
-    (void)extra;                                                                                                   \
-    Backend be(stream);                                                                                            \
-    return ms_bce::gpu::run_entry<Loss, HW, HP>(be, ms_bce::Direction::kForward, ms_bce::Reduction::R, nparam,     \
-                                                params, ndims, shapes, dtypes);                                    \
-  }                                                                                                                \
-  MS_BCE_AOT_INFER(prefix##_forward_##rname##suffix) {                                                             \
-    (void)extra;                                                                                                   \
-    return ms_bce::forward_infer_shape(Loss::kName, ms_bce::Reduction::R, ms_bce::OperandSet{HW, HP}, ndims,       \
-                                       shapes);                                                                    \
-  }                                                                                                                \
-  MS_BCE_AOT_KERNEL(prefix##_backward_##rname##suffix) {                                                           \
-    (void)extra;                                                                                                   \
-    Backend be(stream);                                                                                            \
-    return ms_bce::gpu::run_entry<Loss, HW, HP>(be, ms_bce::Direction::kBackward, ms_bce::Reduction::R, nparam,    \
-                                                params, ndims, shapes, dtypes);                                    \
-  }                                                                                                                \
-  MS_BCE_AOT_INFER_MULTI(prefix##_backward_##rname##suffix) {                                                      \
-    (void)extra;                                                                                                   \
-    return ms_bce::backward_infer_shape(Loss::kName, ms_bce::OperandSet{HW, HP}, ndims, shapes);                   \
-  }                                                                                                                \
-  MS_BCE_GPU_EXPORT_GRADIENT(Backend, Loss, prefix, R, rname, HW, HP, suffix, backward_input, kBackwardInput)    \
-  MS_BCE_GPU_EXPORT_GRADIENT(Backend, Loss, prefix, R, rname, HW, HP, suffix, backward_target, kBackwardTarget)
-
-#define MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, Loss, prefix, HW, HP, suffix)     \
-  MS_BCE_GPU_EXPORT_VARIANT(Backend, Loss, prefix, kNone, none, HW, HP, suffix) \
-  MS_BCE_GPU_EXPORT_VARIANT(Backend, Loss, prefix, kMean, mean, HW, HP, suffix) \
-  MS_BCE_GPU_EXPORT_VARIANT(Backend, Loss, prefix, kSum, sum, HW, HP, suffix)
-
-// The weight's / pos_weight's one-output gradients, for the operand sets that have them.
-#define MS_BCE_GPU_EXPORT_ONE_GRADIENT(Backend, Loss, prefix, HW, HP, suffix, direction, Dir)              \
-  MS_BCE_GPU_EXPORT_GRADIENT(Backend, Loss, prefix, kNone, none, HW, HP, suffix, direction, Dir)           \
-  MS_BCE_GPU_EXPORT_GRADIENT(Backend, Loss, prefix, kMean, mean, HW, HP, suffix, direction, Dir)           \
-  MS_BCE_GPU_EXPORT_GRADIENT(Backend, Loss, prefix, kSum, sum, HW, HP, suffix, direction, Dir)
-#define MS_BCE_GPU_EXPORT_WEIGHT_GRADIENTS(Backend, Loss, prefix, HW, HP, suffix) \
-  MS_BCE_GPU_EXPORT_ONE_GRADIENT(Backend, Loss, prefix, HW, HP, suffix, backward_weight, kBackwardWeight)
-#define MS_BCE_GPU_EXPORT_POS_WEIGHT_GRADIENTS(Backend, Loss, prefix, HW, HP, suffix) \
-  MS_BCE_GPU_EXPORT_ONE_GRADIENT(Backend, Loss, prefix, HW, HP, suffix, backward_pos_weight, kBackwardPosWeight)
-
-// Every entry point of both losses: bce_with_logits with {,_w,_p,_wp}, bce with {,_w}.
-#define MS_BCE_GPU_EXPORT_ALL(Backend)                                                                          \
-  MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, false, false, )          \
-  MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, true, false, _w)         \
-  MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, false, true, _p)         \
-  MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, true, true, _wp)         \
-  MS_BCE_GPU_EXPORT_WEIGHT_GRADIENTS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, true, false, _w)   \
-  MS_BCE_GPU_EXPORT_WEIGHT_GRADIENTS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, true, true, _wp)   \
-  MS_BCE_GPU_EXPORT_POS_WEIGHT_GRADIENTS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, false, true, _p) \
-  MS_BCE_GPU_EXPORT_POS_WEIGHT_GRADIENTS(Backend, ms_bce::gpu::BceWithLogits, bce_with_logits, true, true, _wp) \
-  MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, ms_bce::gpu::Bce, bce, false, false, )                                \
-  MS_BCE_GPU_EXPORT_REDUCTIONS(Backend, ms_bce::gpu::Bce, bce, true, false, _w)                               \
-  MS_BCE_GPU_EXPORT_WEIGHT_GRADIENTS(Backend, ms_bce::gpu::Bce, bce, true, false, _w)
+// Where ../common/export_losses.inc finds the policies losses.def names.
+#define MS_BCE_POLICY_NAMESPACE ms_bce::gpu
 
 #endif  // MS_BCE_GPU_DRIVER_CUH_

@@ -91,4 +91,7 @@ class HostBackend {
 }  // namespace gpu
 }  // namespace ms_bce
 
+// The entry points ../common/export_losses.inc generates run here: in host loops.
+#define MS_BCE_RUNNER ms_bce::gpu::Entry<ms_bce::gpu::HostBackend>
+
 #endif  // MS_BCE_GPU_HOST_BACKEND_H_

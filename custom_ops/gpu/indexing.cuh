@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "../common/aot_abi.h"
+#include "../common/broadcast.h"
 #include "bce_math.cuh"
 
 namespace ms_bce {
@@ -63,18 +64,15 @@ struct FastDivmod {
 // ------------------------------------------------------ operand layout ---
 
 // The input's shape with up to two broadcast operands (weight, pos_weight)
-// read through element strides; adjacent dimensions that every operand walks
-// contiguously are merged, exactly as the CPU library's make_layout does, so
-// a full-size or 0-d operand gives one flat dimension (no division per
-// element) and a per-class vector gives two (one division).
-constexpr int kMaxOperands = 2;
+// read through element strides, merged as the CPU library merges them
+// (../common/broadcast.h), so a full-size or 0-d operand gives one flat
+// dimension (no division per element) and a per-class vector gives two (one
+// division).
+constexpr int kMaxOperands = kMaxBroadcast;
 
-struct OperandLayout {
-  int rank = 1;  // merged dimensions, >= 1
+struct OperandLayout : MergedDims {
   int n_operands = 0;
-  int64_t extent[kMaxRank] = {};
   FastDivmod div[kMaxRank];
-  int64_t stride[kMaxOperands][kMaxRank] = {};
 
   // Element offsets of the operands for flat index `flat` of the input.
   MS_BCE_HD void offsets(int64_t flat, int64_t off[kMaxOperands]) const {
@@ -94,38 +92,9 @@ struct OperandLayout {
 };
 
 inline OperandLayout make_operand_layout(const Shape &out, const Shape *const *operands, int n_operands) {
-  int64_t raw[kMaxOperands][kMaxRank] = {};
-  for (int k = 0; k < n_operands; ++k) {
-    const Shape &s = *operands[k];
-    const int lead = out.rank - s.rank;
-    int64_t step = 1;
-    for (int d = out.rank - 1; d >= 0; --d) {
-      const int64_t own = d >= lead ? s.dims[d - lead] : 1;
-      raw[k][d] = (own == 1 && out.dims[d] != 1) ? 0 : step;
-      step *= own;
-    }
-  }
   OperandLayout l;
+  static_cast<MergedDims &>(l) = merge_broadcast_dims(out, operands, n_operands);
   l.n_operands = n_operands;
-  l.rank = 0;
-  for (int d = 0; d < out.rank; ++d) {
-    if (out.dims[d] == 1) continue;  // size-1 dims carry no iteration
-    bool merge = l.rank > 0;
-    for (int k = 0; k < n_operands && merge; ++k) merge = l.stride[k][l.rank - 1] == raw[k][d] * out.dims[d];
-    if (merge) {
-      l.extent[l.rank - 1] *= out.dims[d];
-      for (int k = 0; k < n_operands; ++k) l.stride[k][l.rank - 1] = raw[k][d];
-    } else {
-      l.extent[l.rank] = out.dims[d];
-      for (int k = 0; k < n_operands; ++k) l.stride[k][l.rank] = raw[k][d];
-      ++l.rank;
-    }
-  }
-  if (l.rank == 0) {  // 0-d or all-ones shape: one element
-    l.rank = 1;
-    l.extent[0] = 1;
-    for (int k = 0; k < n_operands; ++k) l.stride[k][0] = 0;
-  }
   for (int d = 0; d < l.rank; ++d) l.div[d] = FastDivmod::make(l.extent[d]);
   return l;
 }

@@ -1,18 +1,23 @@
 // The GPU library's code compiled for the host (g++, no CUDA), for
 // tests/test_gpu_host.py:
 // - every entry point of custom_ops/gpu/, run by HostBackend (same functors,
-//   index arithmetic and reduction order as the CUDA kernels);
+//   index arithmetic and reduction order as the CUDA kernels), and those of
+//   a test loss with scalar parameters (test_losses.h);
 // - the pieces underneath, one by one: the element maths of bce_math.cuh,
 //   the storage conversions, FastDivmod, the broadcast layout and the
 //   reduction plans of indexing.cuh.
 #include <cstdint>
 
+#define MS_BCE_EXPORT_EVERY_LOSS  // every line of losses.def, not one loss's
 #include "../../custom_ops/gpu/host_backend.h"
+#include "../../custom_ops/common/export_losses.inc"
+#include "test_losses.h"
+
+// a loss with scalar parameters through the GPU driver (test_losses.h)
+MS_BCE_EXPORT_LOSS(MS_BCE_RUNNER, ms_bce_test::ScaledSquaredError<ms_bce::gpu::Grad>, sqp_test, 1, 1)
 
 using ms_bce::Shape;
 using namespace ms_bce::gpu;
-
-MS_BCE_GPU_EXPORT_ALL(ms_bce::gpu::HostBackend)
 
 namespace {
 
@@ -161,7 +166,7 @@ HOST_CHECK int64_t check_infer(int kind, int reduction, int hw, int hp, int loss
     std::vector<std::vector<int64_t>> result;
     if (kind == 0) result.push_back(ms_bce::forward_infer_shape(name, red, ops, ndims, shapes));
     else if (kind == 1) result = ms_bce::backward_infer_shape(name, ops, ndims, shapes);
-    else result.push_back(ms_bce::backward_input_infer_shape(name, ops, ndims, shapes));
+    else result.push_back(ms_bce::gradient_infer_shape(name, ops, ms_bce::Direction::kBackwardInput, ndims, shapes));
     int64_t n = 0;
     for (const auto &s : result) {
       out[n++] = static_cast<int64_t>(s.size());

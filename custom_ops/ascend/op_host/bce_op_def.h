@@ -1,13 +1,16 @@
 // What every ms_bce Ascend C operator shares on the host: its definition
-// (inputs, outputs, dtypes), shape and dtype inference, and the tiling
+// (dtypes, formats, targets), shape and dtype inference, and the tiling
 // function, which runs bce_tiling_math.h's MakeTiling and stores the plan.
-// The operators themselves (one class per entry point) are generated into
-// op_host/bce_ops.cpp by custom_ops/ascend/ops.py.
+// The operators themselves (one class per entry point, naming its inputs and
+// outputs) are generated into op_host/bce_ops.cpp by custom_ops/ascend/ops.py
+// when build.sh runs.
 //
 // NOT COMPILED in this repository's CI (no CANN toolkit): see
 // custom_ops/ascend/README.md.
 #ifndef MS_BCE_ASCEND_BCE_OP_DEF_H_
 #define MS_BCE_ASCEND_BCE_OP_DEF_H_
+
+#include <initializer_list>
 
 #include "bce_tiling.h"
 #include "bce_tiling_math.h"
@@ -80,8 +83,7 @@ ge::graphStatus BceInferShape(gert::InferShapeContext *context) {
     else out->SetDimNum(0);
     return ge::GRAPH_SUCCESS;
   }
-  const int grads = DIR == kBackward ? 2 + HW + HP : 1;
-  for (int k = 0; k < grads; ++k) *context->GetOutputShape(k) = *context->GetInputShape(k);
+  for (int k = 0; k < 2 + HW + HP; ++k) *context->GetOutputShape(k) = *context->GetInputShape(k);
   return ge::GRAPH_SUCCESS;
 }
 
@@ -94,27 +96,17 @@ inline ge::graphStatus BceInferDataType(gert::InferDataTypeContext *context) {
 using TilingFn = ge::graphStatus (*)(gert::TilingContext *);
 using InferShapeFn = ge::graphStatus (*)(gert::InferShapeContext *);
 
-// Inputs x, target[, weight][, pos_weight][, dout]; outputs y, or dx,
-// dtarget[, dweight][, dpos_weight], or dx: the names ms_bce/_kernels.py
-// registers (ascend_io_names).  float16, float32, bfloat16, all one dtype.
+// The generated class names the inputs, x, target[, weight][, pos_weight]
+// [, dout], and the outputs, y or dx, dtarget[, dweight][, dpos_weight]: the
+// names ms_bce/_kernels.py registers (ascend_io_names).  float16, float32,
+// bfloat16, all one dtype.
 class BceOpDef : public ops::OpDef {
  public:
-  BceOpDef(const char *name, int32_t dir, bool hw, bool hp, TilingFn tiling, InferShapeFn infer) : ops::OpDef(name) {
-    Tensor(this->Input("x"));
-    Tensor(this->Input("target"));
-    if (hw) Tensor(this->Input("weight"));
-    if (hp) Tensor(this->Input("pos_weight"));
-    if (dir != kForward) Tensor(this->Input("dout"));
-    if (dir == kForward) {
-      Tensor(this->Output("y"));
-    } else {
-      Tensor(this->Output("dx"));
-      if (dir == kBackward) {
-        Tensor(this->Output("dtarget"));
-        if (hw) Tensor(this->Output("dweight"));
-        if (hp) Tensor(this->Output("dpos_weight"));
-      }
-    }
+  BceOpDef(const char *name, std::initializer_list<const char *> inputs, std::initializer_list<const char *> outputs,
+           TilingFn tiling, InferShapeFn infer)
+      : ops::OpDef(name) {
+    for (const char *input : inputs) Tensor(this->Input(input));
+    for (const char *output : outputs) Tensor(this->Output(output));
     this->SetInferShape(infer).SetInferDataType(BceInferDataType);
     this->AICore().SetTiling(tiling);
     this->AICore().AddConfig("ascend910b");

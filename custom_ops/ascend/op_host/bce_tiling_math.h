@@ -1,8 +1,8 @@
 // The tiling arithmetic of ms_bce's Ascend C operators, as plain C++17 with
-// no CANN dependency: op_host/bce_tiling.cpp calls it with the shapes and the
-// platform's core count and UB size, and the test suite compiles it on the
-// host (tests/native/ascend_tiling_check.cc) and checks it for any size, tail
-// blocks and every broadcast case.
+// no CANN dependency: BceTiling (op_host/bce_op_def.h) calls it with the
+// shapes and the platform's core count and UB size, and the test suite
+// compiles it on the host (tests/native/ascend_tiling_check.cc) and checks it
+// for any size, tail blocks and every broadcast case.
 //
 // The plan, for an input x of n elements (weight w and pos_weight p
 // broadcast to x, read in place):
@@ -129,11 +129,8 @@ inline void MakeLayout(const Dims &x, const Dims *w, const Dims *p, TilingPlan *
 // UB bytes per tile element: inputs staged in their dtype, float32 working
 // buffers (the kernel's BufferPlan must match), outputs staged in the dtype.
 inline int64_t UbBytesPerElement(int32_t dir, int dtypeBytes) {
-  switch (dir) {
-    case kForward: return 5 * dtypeBytes + 12 * 4 + 1 * dtypeBytes + 1;           // x y w p | 12 f32 | out | masks
-    case kBackward: return 5 * dtypeBytes + 20 * 4 + 4 * dtypeBytes + 1;          // x y w p g | 20 f32 | 4 grads
-    default: return 5 * dtypeBytes + 20 * 4 + 1 * dtypeBytes + 1;                 // backward_input
-  }
+  return dir == kForward ? 5 * dtypeBytes + 12 * 4 + 1 * dtypeBytes + 1     // x y w p | 12 f32 | out | masks
+                        : 5 * dtypeBytes + 20 * 4 + 4 * dtypeBytes + 1;    // x y w p g | 20 f32 | 4 grads
 }
 
 inline int32_t OperandModeOf(bool present, int64_t numel, int64_t n, int dtypeBytes) {
@@ -147,6 +144,8 @@ inline int32_t OperandModeOf(bool present, int64_t numel, int64_t n, int dtypeBy
 inline const char *MakeTiling(const Dims &x, const Dims &y, const Dims *w, const Dims *p, int32_t dir, int32_t red,
                               int dtypeBytes, int64_t cores, int64_t ubBytes, TilingPlan *plan) {
   *plan = TilingPlan();
+  if (dir != kForward && dir != kBackward) return "unknown direction";
+  if (red != kNone && red != kMean && red != kSum) return "unknown reduction";
   if (x.rank < 0 || x.rank > kMaxDims || y.rank != x.rank) return "the shape of 'target' differs from 'input'";
   for (int i = 0; i < x.rank; ++i) {
     if (x.d[i] < 0) return "negative dimension";

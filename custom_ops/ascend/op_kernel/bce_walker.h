@@ -19,7 +19,7 @@ constexpr int64_t kAlignElems = 64;       // 256 B of float32: one vector repeat
 constexpr int64_t kPartialAlign = 8;      // floats: one 32-byte block per core partial
 constexpr int64_t kCombineElems = 2048;   // elements per step when the core partials are added
 
-enum Direction : int32_t { kForward = 0, kBackward = 1, kBackwardInput = 2 };
+enum Direction : int32_t { kForward = 0, kBackward = 1 };  // the loss, or every gradient (fused)
 enum Reduction : int32_t { kNone = 0, kMean = 1, kSum = 2 };
 // how a weight/pos_weight operand is read
 enum OperandMode : int32_t { kAbsent = 0, kFull = 1, kOneElement = 2, kGatherUb = 3, kGatherGm = 4 };

@@ -1,0 +1,61 @@
+// A loss's scalar parameters (a focal loss's gamma, a label-smoothing
+// epsilon), shared by the CPU and the GPU library.  A policy that has any
+// declares how many, and takes them as a last argument of its element
+// functions:
+//
+//   static constexpr int kParams = 2;  // ms_bce/_losses.py lists their names, in this order
+//   static double value(double x, double y, double w, double p, const float *theta);
+//   static Grad grad(double x, double y, double w, double p, double g, const float *theta);
+//
+// They arrive as one more input, t (aot_abi.h's operand layout), a 1-D
+// float32 tensor the drivers check and hand on as a pointer (host memory on
+// the CPU, device memory on the GPU); a policy without kParams keeps the
+// signatures without theta.  Host-only C++17, or host and device under nvcc
+// (MS_BCE_HD, defined by the GPU library before it includes this).
+#ifndef MS_BCE_COMMON_PARAMS_H_
+#define MS_BCE_COMMON_PARAMS_H_
+
+#include <type_traits>
+
+#include "aot_abi.h"
+
+#ifndef MS_BCE_HD
+#define MS_BCE_HD
+#endif
+
+namespace ms_bce {
+
+// Loss::kParams, or 0 when the policy declares none.
+template <class Loss, class = void>
+struct ParamCount : std::integral_constant<int, 0> {};
+template <class Loss>
+struct ParamCount<Loss, std::void_t<decltype(Loss::kParams)>> : std::integral_constant<int, Loss::kParams> {};
+
+// The operand set of a loss's entry points (HW, HP: with weight, pos_weight).
+template <class Loss, bool HW, bool HP>
+constexpr OperandSet kOperandsOf{HW, HP, ParamCount<Loss>::value};
+
+// The policy's element functions, with theta where it takes it.
+template <class Loss>
+MS_BCE_HD inline double loss_value(const float *theta, double x, double y, double w, double p) {
+  if constexpr (ParamCount<Loss>::value > 0) {
+    return Loss::value(x, y, w, p, theta);
+  } else {
+    (void)theta;
+    return Loss::value(x, y, w, p);
+  }
+}
+
+template <class Loss>
+MS_BCE_HD inline auto loss_grad(const float *theta, double x, double y, double w, double p, double g) {
+  if constexpr (ParamCount<Loss>::value > 0) {
+    return Loss::grad(x, y, w, p, g, theta);
+  } else {
+    (void)theta;
+    return Loss::grad(x, y, w, p, g);
+  }
+}
+
+}  // namespace ms_bce
+
+#endif  // MS_BCE_COMMON_PARAMS_H_

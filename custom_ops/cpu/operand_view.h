@@ -1,0 +1,176 @@
+// A segment's operands: a broadcast operand's float32 values per segment
+// (OperandView), its gradient contributions summed per chunk
+// (ChunkGradient), and a chunk's inputs (ChunkOperands), which set a
+// segment's inputs for the forward and the backward driver alike.
+#ifndef MS_BCE_CPU_OPERAND_VIEW_H_
+#define MS_BCE_CPU_OPERAND_VIEW_H_
+
+#include <optional>
+#include <type_traits>
+#include <vector>
+
+#include "broadcast.h"
+#include "segment.h"
+#include "simd_avx2.h"
+
+namespace ms_bce {
+
+// The float32 values of one broadcast operand for successive segments of a
+// chunk, read in place (float32, full size) or through a small buffer.
+template <class T>
+class OperandView {
+ public:
+  OperandView(const T *data, const OperandInfo &info) : data_(data), info_(info) {
+    if (info.kind == OperandKind::kScalar) {
+      buf_.assign(kSegment, to_float(data[0]));
+    } else if (info.kind == OperandKind::kPeriodic) {
+      // period * (segments' worth + one) values, so any phase has kSegment ahead
+      const int64_t p = info.numel;
+      buf_.resize(p * ((kSegment + p - 1) / p + 1));
+      for (size_t i = 0; i < buf_.size(); ++i) buf_[i] = to_float(data[i % p]);
+    } else if (!(info.kind == OperandKind::kFull && std::is_same<T, float>::value)) {
+      buf_.resize(kSegment);
+    }
+  }
+
+  // The operand's own values from flat index f0 when it is full-size (the
+  // vector kernels load any storage type), else nullptr.
+  const T *native(int64_t f0) const { return info_.kind == OperandKind::kFull ? data_ + f0 : nullptr; }
+
+  const float *segment(int64_t f0, int64_t n) {
+    switch (info_.kind) {
+      case OperandKind::kScalar:
+        return buf_.data();
+      case OperandKind::kPeriodic:
+        return buf_.data() + f0 % info_.numel;
+      case OperandKind::kFull:
+        if constexpr (std::is_same<T, float>::value) {
+          return data_ + f0;
+        } else {
+          for (int64_t i = 0; i < n; ++i) buf_[i] = to_float(data_[f0 + i]);
+          return buf_.data();
+        }
+      case OperandKind::kGeneral:
+        for_each_run(info_.layout, f0, f0 + n, [&](const Run &r) {
+          for (int64_t i = 0; i < r.len; ++i) buf_[r.flat - f0 + i] = to_float(data_[r.off[0] + i * r.step[0]]);
+        });
+        return buf_.data();
+    }
+    return nullptr;
+  }
+
+ private:
+  const T *data_;
+  const OperandInfo &info_;
+  std::vector<float> buf_;
+};
+
+// A full-size operand's gradient: its n double contributions stored as T.
+template <class T>
+void store_contributions(T *dst, const double *src, int64_t n, bool vector) {
+#if defined(MS_BCE_HAVE_AVX2_PATH)
+  if (vector) return avx2::store_doubles(dst, src, n);
+#endif
+  (void)vector;
+  for (int64_t i = 0; i < n; ++i) dst[i] = store_as<T>(src[i]);
+}
+
+// One chunk's sums of a broadcast operand's gradient contributions, over
+// offsets [lo, lo + sum.size()).
+struct ChunkGradient {
+  int64_t lo = 0;
+  std::vector<double> sum;
+};
+
+// Adds a segment's contributions c[0 .. n) (flat indices f0 ..) to a chunk's
+// sums: kScalar into one value, kPeriodic into an expanded buffer folded at
+// the chunk's end (fold_periodic), kGeneral at each element's offset.
+inline void add_contributions(const OperandInfo &info, const double *c, int64_t f0, int64_t n, ChunkGradient *g) {
+  switch (info.kind) {
+    case OperandKind::kScalar: {
+      double s = 0.0;
+      for (int64_t i = 0; i < n; ++i) s += c[i];
+      g->sum[0] += s;
+      return;
+    }
+    case OperandKind::kPeriodic: {
+      double *e = g->sum.data() + f0 % info.numel;
+      for (int64_t i = 0; i < n; ++i) e[i] += c[i];
+      return;
+    }
+    case OperandKind::kGeneral:
+      for_each_run(info.layout, f0, f0 + n, [&](const Run &r) {
+        double *e = g->sum.data() + (r.off[0] - g->lo);
+        for (int64_t i = 0; i < r.len; ++i) e[i * r.step[0]] += c[r.flat - f0 + i];
+      });
+      return;
+    case OperandKind::kFull:
+      return;  // written in place by the driver
+  }
+}
+
+// Chunk sums for an operand over flat indices [begin, end): the buffer and
+// the range of offsets it covers.
+inline ChunkGradient chunk_gradient(const OperandInfo &info, int64_t begin, int64_t end) {
+  ChunkGradient g;
+  switch (info.kind) {
+    case OperandKind::kScalar:
+      g.sum.assign(1, 0.0);
+      break;
+    case OperandKind::kPeriodic:  // expanded like OperandView's buffer, folded later
+      g.sum.assign(info.numel * ((kSegment + info.numel - 1) / info.numel + 1), 0.0);
+      break;
+    case OperandKind::kGeneral:
+      if (info.monotone && end > begin) {
+        g.lo = operand_offset(info.layout, begin);
+        g.sum.assign(operand_offset(info.layout, end - 1) - g.lo + 1, 0.0);
+      } else {
+        g.sum.assign(info.numel, 0.0);
+      }
+      break;
+    case OperandKind::kFull:
+      break;
+  }
+  return g;
+}
+
+// Folds a periodic chunk's expanded sums to one value per offset.
+inline void fold_periodic(const OperandInfo &info, ChunkGradient *g) {
+  if (info.kind != OperandKind::kPeriodic) return;
+  std::vector<double> folded(info.numel, 0.0);
+  for (size_t i = 0; i < g->sum.size(); ++i) folded[i % info.numel] += g->sum[i];
+  g->sum.swap(folded);
+}
+
+// One chunk's inputs: x, y and views of weight/pos_weight where present.
+template <class T, bool HW, bool HP>
+class ChunkOperands {
+ public:
+  ChunkOperands(void **params, const OperandInfo &wi, const OperandInfo &pi)
+      : x_(static_cast<const T *>(params[0])), y_(static_cast<const T *>(params[1])) {
+    constexpr OperandSet kOps{HW, HP};
+    if (HW) w_.emplace(static_cast<const T *>(params[kOps.weight()]), wi);
+    if (HP) p_.emplace(static_cast<const T *>(params[kOps.pos_weight()]), pi);
+  }
+
+  // The segment of flat indices [f0, min(f0 + kSegment, end)) with its inputs
+  // set (weight/pos_weight: their own storage where full-size on the vector
+  // path, else the views' float32 values), for either driver.
+  Segment<T> segment(int64_t f0, int64_t end, bool vector) {
+    Segment<T> s;
+    s.n = std::min(kSegment, end - f0);
+    s.x = x_ + f0;
+    s.y = y_ + f0;
+    if (HW && !(vector && (s.w_native = w_->native(f0)))) s.w = w_->segment(f0, s.n);
+    if (HP && !(vector && (s.p_native = p_->native(f0)))) s.p = p_->segment(f0, s.n);
+    return s;
+  }
+
+ private:
+  const T *x_, *y_;
+  std::optional<OperandView<T>> w_, p_;
+};
+
+}  // namespace ms_bce
+
+#endif  // MS_BCE_CPU_OPERAND_VIEW_H_
