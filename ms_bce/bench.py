@@ -1,16 +1,21 @@
 """The benchmark: ms_bce's BCEWithLogitsLoss against MindSpore's built-in (and
-PyTorch, when installed), forward ('mean') and forward+backward (the loss and
-its gradient with respect to the logits, as training needs them), PyNative and graph mode, float32 and
-float16, over a range of sizes, all in one run; with the NumPy read-bandwidth
-floor (the time to read the forward's inputs once).  Prints medians and
-ratios, writes the results as JSON and a plot as PNG.
+PyTorch, when installed): forward 'mean', forward 'none', and forward+backward
+(the loss and its gradient with respect to the logits, as training needs
+them), PyNative and graph mode, float32 and float16, over a range of sizes, all
+in one run; beside the floors measured in the same run: Custom AOT operators
+of our own library that stream the same inputs with almost no arithmetic
+(custom_ops/cpu/floor.cc: 'read', 'read_write', and a training-step-shaped
+pair under value_and_grad), and the NumPy read time.  Prints medians and
+ratios to the floors, writes the results as JSON and Markdown and a plot as PNG.
 
     python -m ms_bce.bench [--sizes 16,1000,...] [--repeats N] [--threads N]
                            [--dtypes float32,float16] [--modes pynative,graph]
-                           [--out bench_out]
+                           [--out bench_out] [--scaling]
 
 Inputs are 1-D with full-size weight and pos_weight (the heaviest broadcast).
 Times are medians of --repeats runs after warm-up, each run synchronised.
+--scaling also times the largest size with 1 kernel thread and with every
+usable CPU (graph mode, float32): how the kernels and floors scale with cores.
 """
 import argparse
 import json
@@ -56,24 +61,66 @@ def _sync(result):
 
 
 class _Loss(nn.Cell):
-    def __init__(self, fn, w, p):
+    def __init__(self, fn, w, p, reduction="mean"):
         super().__init__()
         self.fn = fn
         self.w = w
         self.p = p
+        self.reduction = reduction
 
     def construct(self, x, y):
-        return self.fn(x, y, self.w, self.p, "mean")
+        return self.fn(x, y, self.w, self.p, self.reduction)
 
 
 def _mindspore_cases(fn, x, y, w, p, mode):
-    """(forward, forward+backward) callables for a MindSpore-style function;
-    forward+backward is the loss and its gradient with respect to the logits
-    (value_and_grad: graph mode would otherwise drop the forward)."""
+    """{case: callable} for a MindSpore-style function: forward 'mean' and
+    'none', and forward+backward, the loss and its gradient with respect to
+    the logits (value_and_grad: graph mode would otherwise drop the forward)."""
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
-    loss = _Loss(fn, w, p)
-    value_and_grad = ms.value_and_grad(loss, grad_position=0)
-    return (lambda: _sync(loss(x, y))), (lambda: _sync(value_and_grad(x, y)))
+    loss, loss_none = _Loss(fn, w, p), _Loss(fn, w, p, "none")
+    value_and_grad = ms.value_and_grad(_Loss(fn, w, p), grad_position=0)
+    return {"forward": lambda: _sync(loss(x, y)), "forward_none": lambda: _sync(loss_none(x, y)),
+            "forward_backward": lambda: _sync(value_and_grad(x, y))}
+
+
+# ------------------------------------------------------------ the floors ---
+# Custom AOT operators of the CPU library (custom_ops/cpu/floor.cc) that stream
+# the loss's four inputs through the same chunks, thread pool and loads and do
+# almost no arithmetic: 'read' (-> a 0-d sum: the floor of a 'mean' forward)
+# and 'read_write' (-> one output of the input's shape: the floor of a 'none'
+# forward or of the gradient of the logits).  'train' is a loss-shaped Custom op
+# whose forward is 'read' and whose bprop is 'read_write', under
+# value_and_grad: the floor of a training step in MindSpore's graph.
+
+def _floor_op(name, bprop=None):
+    from mindspore.ops import Custom
+    func = f"{ms_bce._kernels.library_path('CPU')}:{name}"
+    return Custom(func, out_shape=None, out_dtype=lambda *dtypes: dtypes[0], func_type="aot", bprop=bprop,
+                  reg_info=ms_bce._kernels._reg_info(name, 4, 1, "CPU"))
+
+
+class _Floor(nn.Cell):
+    def __init__(self, name, w, p, bprop=None):
+        super().__init__()
+        self.op = _floor_op(name, bprop)
+        self.w = w
+        self.p = p
+
+    def construct(self, x, y):
+        return self.op(x, y, self.w, self.p)
+
+
+def _floor_cases(w, p, mode):
+    """{floor: callable(x, y)} in the current mode (see above)."""
+    from mindspore.ops import zeros_like
+    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+    read, read_write = _Floor("ms_bce_floor_read", w, p), _Floor("ms_bce_floor_read_write", w, p)
+    write_op = _floor_op("ms_bce_floor_read_write")
+
+    def bprop(x, y, w, p, out, dout):
+        return write_op(x, y, w, p), zeros_like(y), zeros_like(w), zeros_like(p)
+    train = ms.value_and_grad(_Floor("ms_bce_floor_read", w, p, bprop), grad_position=0)
+    return {"floor_read": read, "floor_read_write": read_write, "floor_train": train}
 
 
 def _torch_cases(x, y, w, p, dtype, threads):
@@ -118,11 +165,12 @@ def run(sizes, repeats, dtypes, modes, threads, log=print):
             tensors = [ms.Tensor(a, msdt) for a in (x, y, w, p)]
             row = {"dtype": dtype, "n": n, "numpy_read_floor": floor}
             for mode in modes:
+                for name, fn in _floor_cases(*tensors[2:], mode).items():
+                    row[f"{name}_{mode}"] = _median_time(lambda fn=fn: _sync(fn(*tensors[:2])), reps)
                 for impl, fn in (("ms_bce", ms_bce.ops.binary_cross_entropy_with_logits),
                                  ("builtin", ms.ops.binary_cross_entropy_with_logits)):
-                    forward, forward_backward = _mindspore_cases(fn, *tensors, mode)
-                    row[f"{impl}_{mode}_forward"] = _median_time(forward, reps)
-                    row[f"{impl}_{mode}_forward_backward"] = _median_time(forward_backward, reps)
+                    for case, call in _mindspore_cases(fn, *tensors, mode).items():
+                        row[f"{impl}_{mode}_{case}"] = _median_time(call, reps)
             ms.set_context(mode=ms.PYNATIVE_MODE)
             if have_torch:
                 forward, forward_backward = _torch_cases(x, y, w, p, dtype, threads)
@@ -137,38 +185,80 @@ def _ms(t):
     return f"{1e3 * t:9.3f}"
 
 
+CASES = ("forward", "forward_none", "forward_backward")
+CASE_NAMES = {"forward": "forward 'mean'", "forward_none": "forward 'none'", "forward_backward": "forward+backward"}
+
+
+def floor_of(row, mode, case):
+    """The floor a case is held to: the read floor for a 'mean' forward, the
+    read-and-write floor for a 'none' forward, their sum for forward+backward."""
+    read, write = row[f"floor_read_{mode}"], row[f"floor_read_write_{mode}"]
+    return {"forward": read, "forward_none": write, "forward_backward": read + write}[case]
+
+
 def _format_row(row, modes, have_torch):
-    parts = [f"{row['dtype']:>8} n={row['n']:>10,}  floor {_ms(row['numpy_read_floor'])} ms"]
+    parts = [f"{row['dtype']:>8} n={row['n']:>10,}  NumPy read {_ms(row['numpy_read_floor'])} ms"]
     for mode in modes:
-        for d in ("forward", "forward_backward"):
+        parts.append(f"  {mode:>8} floors: read {_ms(row[f'floor_read_{mode}'])} ms, read+write "
+                     f"{_ms(row[f'floor_read_write_{mode}'])} ms, training step {_ms(row[f'floor_train_{mode}'])} ms")
+        for d in CASES:
             ours, theirs = row[f"ms_bce_{mode}_{d}"], row[f"builtin_{mode}_{d}"]
-            parts.append(f"  {mode:>8} {d:>16}: ms_bce {_ms(ours)} ms, built-in {_ms(theirs)} ms "
-                         f"(x{theirs / ours:6.1f})" + (f", torch {_ms(row[f'torch_{d}'])} ms "
-                                                       f"(x{row[f'torch_{d}'] / ours:5.1f})" if have_torch else "")
-                         + (f", {ours / row['numpy_read_floor']:5.2f} x floor" if d == "forward" else ""))
+            torch = row.get(f"torch_{d}") if have_torch else None
+            parts.append(f"  {mode:>8} {CASE_NAMES[d]:>16}: ms_bce {_ms(ours)} ms, built-in {_ms(theirs)} ms "
+                         f"(x{theirs / ours:6.1f})" + (f", torch {_ms(torch)} ms (x{torch / ours:5.1f})" if torch else "")
+                         + f", {ours / floor_of(row, mode, d):5.2f} x floor"
+                         + (f" ({ours / row[f'floor_train_{mode}']:5.2f} x the training-step floor)"
+                            if d == "forward_backward" else ""))
     return "\n".join(parts)
 
 
 def markdown(rows, modes):
     """The results as a Markdown table (medians in ms; 'x' columns: how many
-    times faster ms_bce is)."""
+    times faster ms_bce is; floor: the floor operators' time for that case)."""
     torch = "torch_forward" in rows[0]
     head = ["dtype", "elements", "mode", "case", "ms_bce", "built-in", "x built-in"]
     head += ["PyTorch", "x PyTorch"] if torch else []
-    head += ["read floor", "ms_bce / floor"]
+    head += ["floor", "ms_bce / floor"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         for mode in modes:
-            for d in ("forward", "forward_backward"):
+            for d in CASES:
                 ours, theirs = r[f"ms_bce_{mode}_{d}"], r[f"builtin_{mode}_{d}"]
-                cells = [r["dtype"], f"{r['n']:,}", mode, d.replace("_", "+"), f"{1e3 * ours:.3f}",
+                cells = [r["dtype"], f"{r['n']:,}", mode, CASE_NAMES[d], f"{1e3 * ours:.3f}",
                          f"{1e3 * theirs:.3f}", f"{theirs / ours:.1f}"]
                 if torch:
-                    cells += [f"{1e3 * r[f'torch_{d}']:.3f}", f"{r[f'torch_{d}'] / ours:.1f}"]
-                fl = r["numpy_read_floor"]
-                cells += [f"{1e3 * fl:.3f}", f"{ours / fl:.2f}" if d == "forward" else ""]
+                    cells += ([f"{1e3 * r[f'torch_{d}']:.3f}", f"{r[f'torch_{d}'] / ours:.1f}"]
+                              if f"torch_{d}" in r else ["", ""])
+                fl = floor_of(r, mode, d)
+                cells += [f"{1e3 * fl:.3f}", f"{ours / fl:.2f}"]
                 lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def scaling(n, repeats, log=print):
+    """Graph-mode times at n float32 elements with 1 kernel thread and with
+    every usable CPU: a kernel that speeds up with threads is bound by
+    arithmetic, one that does not, by memory (the floors show which the
+    machine's bandwidth allows)."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(scale=3.0, size=n).astype(np.float32), (rng.random(n) > 0.5).astype(np.float32)
+    w, p = rng.uniform(0.5, 2.0, n).astype(np.float32), rng.uniform(0.5, 3.0, n).astype(np.float32)
+    tensors = [ms.Tensor(a) for a in (x, y, w, p)]
+    before = ms_bce.get_num_threads()
+    out = {}
+    try:
+        for threads in sorted({1, len(os.sched_getaffinity(0))}):
+            ms_bce.set_num_threads(threads)
+            floors = _floor_cases(*tensors[2:], "graph")
+            cases = _mindspore_cases(ms_bce.ops.binary_cross_entropy_with_logits, *tensors, "graph")
+            out[threads] = {name: _median_time(lambda fn=fn: _sync(fn(*tensors[:2])), repeats)
+                            for name, fn in floors.items()}
+            out[threads].update({f"ms_bce_{case}": _median_time(call, repeats) for case, call in cases.items()})
+            log(f"  {threads} thread(s): " + ", ".join(f"{k} {_ms(v)} ms" for k, v in out[threads].items()))
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+        ms_bce.set_num_threads(before)
+    return out
 
 
 def machine():
@@ -196,8 +286,8 @@ def plot(rows, modes, path):
     except ImportError:
         return False
     dtypes = sorted({r["dtype"] for r in rows}, reverse=True)
-    panels = [(dt, mode, d) for dt in dtypes for mode in modes for d in ("forward", "forward_backward")]
-    cols = 2 * len(modes)
+    panels = [(dt, mode, d) for dt in dtypes for mode in modes for d in CASES]
+    cols = len(CASES) * len(modes)
     fig, axes = plt.subplots(len(dtypes), cols, figsize=(4.2 * cols, 3.6 * len(dtypes)), squeeze=False)
     for ax, (dt, mode, d) in zip(axes.ravel(), panels):
         sel = [r for r in rows if r["dtype"] == dt]
@@ -206,8 +296,8 @@ def plot(rows, modes, path):
         ax.loglog(ns, [r[f"builtin_{mode}_{d}"] * 1e3 for r in sel], "s-", label="MindSpore built-in")
         if f"torch_{d}" in sel[0]:
             ax.loglog(ns, [r[f"torch_{d}"] * 1e3 for r in sel], "^-", label="PyTorch")
-        ax.loglog(ns, [r["numpy_read_floor"] * 1e3 for r in sel], "k:", label="NumPy read floor")
-        ax.set_title(f"{dt}, {mode}, {d.replace('_', '+')}", fontsize=9)
+        ax.loglog(ns, [floor_of(r, mode, d) * 1e3 for r in sel], "k:", label="floor operators")
+        ax.set_title(f"{dt}, {mode}, {CASE_NAMES[d]}", fontsize=9)
         ax.set_xlabel("elements")
         ax.set_ylabel("ms (median)")
         ax.grid(True, which="both", alpha=0.3)
@@ -226,14 +316,20 @@ def main(argv=None):
     parser.add_argument("--dtypes", default="float32,float16")
     parser.add_argument("--modes", default="pynative,graph")
     parser.add_argument("--out", default="bench_out", help="folder for results.json and bench.png")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also time the largest size with 1 kernel thread and with all (graph mode)")
     args = parser.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     modes = args.modes.split(",")
     print(f"machine: {machine()}")
     rows = run(sizes, args.repeats, args.dtypes.split(","), modes, args.threads)
+    result = {"machine": machine(), "rows": rows}
+    if args.scaling:
+        print(f"threads, graph mode, float32, n={max(sizes):,}:")
+        result["scaling"] = {"n": max(sizes), "threads": scaling(max(sizes), args.repeats)}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
-        json.dump({"machine": machine(), "rows": rows}, f, indent=1)
+        json.dump(result, f, indent=1)
     with open(os.path.join(args.out, "bench.md"), "w", encoding="utf-8") as f:
         f.write(f"Machine: {machine()}\n\n" + markdown(rows, modes))
     png = os.path.join(args.out, "bench.png")

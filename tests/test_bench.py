@@ -1,27 +1,73 @@
-"""The benchmark command runs and reports every case (tiny sizes here; the
-figures in the README come from a full run)."""
+"""The benchmark command runs and reports every case, with the floors it
+measures in the same run (tiny sizes here; the figures in the README come
+from a full run); the floor operators compute what they say."""
+import ctypes
 import json
 
 import mindspore as ms
+import numpy as np
+import pytest
 
-from ms_bce import bench
+from ms_bce import _kernels, bench
+from tests.abi import BAD_SHAPE, OK, as_float64, launch, to_bfloat16
 
 
 def test_bench_runs_and_writes_results(tmp_path, capsys):
     try:
         assert bench.main(["--sizes", "16,2000", "--repeats", "2", "--dtypes", "float32,float16",
-                           "--out", str(tmp_path)]) == 0
+                           "--out", str(tmp_path), "--scaling"]) == 0
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
-    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    result = json.loads((tmp_path / "results.json").read_text())
+    rows = result["rows"]
     assert [(r["dtype"], r["n"]) for r in rows] == [("float32", 16), ("float32", 2000), ("float16", 16),
                                                     ("float16", 2000)]
     for row in rows:
-        for key in ("ms_bce_graph_forward", "builtin_pynative_forward_backward", "numpy_read_floor"):
-            assert row[key] > 0
+        for mode in ("pynative", "graph"):
+            for key in [f"floor_{f}_{mode}" for f in ("read", "read_write", "train")] + \
+                       [f"{impl}_{mode}_{case}" for impl in ("ms_bce", "builtin") for case in bench.CASES]:
+                assert row[key] > 0, key
+    assert set(result["scaling"]["threads"]) >= {"1"} and result["scaling"]["n"] == 2000
+    for times in result["scaling"]["threads"].values():
+        assert set(times) == {"floor_read", "floor_read_write", "floor_train", "ms_bce_forward",
+                              "ms_bce_forward_none", "ms_bce_forward_backward"}
     out = capsys.readouterr().out
-    assert "machine:" in out and "built-in" in out
+    assert "machine:" in out and "built-in" in out and "x floor" in out and "training-step floor" in out
     table = (tmp_path / "bench.md").read_text().splitlines()
     assert table[0].startswith("Machine: ")
     # a header, a rule and one line per (dtype, size, mode, case)
-    assert len([line for line in table if line.startswith("| float")]) == 4 * 2 * 2
+    assert len([line for line in table if line.startswith("| float")]) == 4 * 2 * 3
+
+
+def test_floor_of_each_case():
+    row = {"floor_read_graph": 2.0, "floor_read_write_graph": 3.0}
+    assert [bench.floor_of(row, "graph", c) for c in bench.CASES] == [2.0, 3.0, 5.0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_floor_operators_compute_what_they_say(dtype):
+    lib = ctypes.CDLL(_kernels.library_path("CPU"))
+    rng = np.random.default_rng(5)
+    values = []
+    for _ in range(4):  # two chunks of small integers summing to 100: exact in every dtype
+        half = rng.integers(-4, 5, 35_000).astype(np.float32)
+        values.append(np.concatenate([half, -half]))
+        values[-1][:100] += 1
+    stored = [to_bfloat16(v) if dtype == "bfloat16" else v.astype(dtype) for v in values]
+    total = np.zeros((), stored[0].dtype)
+    assert launch(lib, "ms_bce_floor_read", stored + [total]) == OK
+    assert float(as_float64(total)) == 400.0
+    out = np.zeros_like(stored[0])
+    assert launch(lib, "ms_bce_floor_read_write", stored[:3] + [out]) == OK
+    np.testing.assert_array_equal(as_float64(out), values[0] + values[1] + values[2])
+    assert launch(lib, "ms_bce_floor_read_write", stored[:2] + [out[:10]]) == BAD_SHAPE
+
+
+def test_floor_operators_through_mindspore(mode):
+    x, y, w, p = (ms.Tensor(np.full((5, 3), v, np.float32)) for v in (1.0, 2.0, 3.0, 4.0))
+    floors = bench._floor_cases(w, p, mode)
+    assert float(floors["floor_read"](x, y).asnumpy()) == 150.0
+    np.testing.assert_array_equal(floors["floor_read_write"](x, y).asnumpy(), np.full((5, 3), 10.0))
+    value, dx = floors["floor_train"](x, y)
+    assert float(value.asnumpy()) == 150.0
+    np.testing.assert_array_equal(dx.asnumpy(), np.full((5, 3), 10.0))

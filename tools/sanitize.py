@@ -210,14 +210,19 @@ def main():
     infer = [k + "InferShape" for k in kernels]
     settings = ["ms_bce_set_num_threads", "ms_bce_get_num_threads", "ms_bce_set_simd_path", "ms_bce_get_simd_path",
                 "ms_bce_vector_math", "ms_bce_last_error"]
-    unknown = sorted(set(exported) - set(kernels) - set(infer) - set(settings))
-    missing = sorted((set(kernels) | set(infer) | set(settings)) - set(exported))
+    # the benchmark's floor operators (custom_ops/cpu/floor.cc)
+    floors = ["ms_bce_floor_read", "ms_bce_floor_read_write"]
+    floor_infer = [f + "InferShape" for f in floors]
+    driven = set(kernels) | set(infer) | set(settings) | set(floors) | set(floor_infer)
+    unknown = sorted(set(exported) - driven)
+    missing = sorted(driven - set(exported))
     if unknown or missing:
         print(f"exported functions differ from ms_bce._kernels' naming: not driven {unknown}, missing {missing}")
         return 1
     names_json = os.path.join(os.path.dirname(lib), "names.json")
     with open(names_json, "w", encoding="utf-8") as f:
-        json.dump({"kernels": kernels, "infer": infer, "settings": settings}, f)
+        json.dump({"kernels": kernels, "infer": infer, "settings": settings, "floors": floors,
+                   "floor_infer": floor_infer}, f)
     ok = True
     t0 = time.time()
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--drive", lib, plain_lib, names_json],

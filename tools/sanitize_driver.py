@@ -348,6 +348,51 @@ def drive_settings(san):
     return failures
 
 
+def drive_floors(san, plain, names):
+    """The benchmark's floor operators (custom_ops/cpu/floor.cc): valid calls of
+    1..4 inputs, every dtype, both SIMD paths, sizes up to two chunks, against
+    NumPy and bit-identical to the installed library; malformed calls refused
+    with their Status, outputs untouched."""
+    rng = np.random.default_rng(2)
+    failures = []
+    for name in names:
+        write = name.endswith("read_write")
+        for dtype in DTYPES:
+            for n in (0, 1, 7, 1000, 140_000):
+                for k in (1, 2, 4):
+                    for path in ("avx2", "scalar"):
+                        set_path((san, plain), path, 2)
+                        ins = [store(rng.uniform(-1, 1, n), dtype) for _ in range(k)]
+                        outs = [empty_like_dtype((n,) if write else (), dtype) for _ in range(2)]
+                        rcs = [launch(lib, name, ins + [o]) for lib, o in zip((san, plain), outs)]
+                        CALLS["valid"] += 1
+                        what = f"{name} {dtype} n={n} k={k} {path}"
+                        want = sum(as_float64(a) for a in ins) if write else sum(as_float64(a).sum() for a in ins)
+                        if rcs != [OK, OK]:
+                            failures.append(f"{what}: return codes {rcs}")
+                        elif not same_bits(outs[0], outs[1]):
+                            failures.append(f"{what}: differs from the installed library's")
+                        elif not np.allclose(as_float64(outs[0]), want, rtol=2e-2 if dtype != "float32" else 1e-5,
+                                             atol=1e-3 * max(1, n) ** 0.5):
+                            failures.append(f"{what}: differs from NumPy's")
+        x = np.ones((3, 4), np.float32)
+        out = np.full((3, 4) if write else (), 7.0, np.float32)
+        bad = [([x, out], {"nparam": 1}, BAD_PARAM_COUNT), ([x] * 5 + [out], {}, BAD_PARAM_COUNT),
+               ([x, np.ones((4, 3), np.float32), out], {}, BAD_SHAPE),
+               ([x, np.full((4,) if write else (1,), 7.0, np.float32)], {}, BAD_SHAPE),
+               ([x, x, out], {"dtypes": ["float32", "float16", "float32"]}, BAD_DTYPE),
+               ([x, out], {"dtypes": ["float64", "float32"]}, BAD_DTYPE),
+               ([x, x, out], {"null": (1,)}, NULL_DATA)]
+        for arrays, kw, code in bad:
+            before = arrays[-1].copy()
+            rc = launch(san, name, arrays, **kw)
+            CALLS["malformed"] += 1
+            if rc != code or arrays[-1].tobytes() != before.tobytes():
+                failures.append(f"{name} malformed {kw or [a.shape for a in arrays]}: returned {rc}, expected {code}"
+                                + ("" if arrays[-1].tobytes() == before.tobytes() else ", and wrote its output"))
+    return failures
+
+
 def main(lib_path, plain_path, names_json):
     names = json.load(open(names_json, encoding="utf-8"))
     san, plain = ctypes.CDLL(lib_path), ctypes.CDLL(plain_path)
@@ -357,7 +402,9 @@ def main(lib_path, plain_path, names_json):
     failures = drive_valid(san, plain, entries)
     failures += drive_malformed(san, entries)
     failures += drive_settings(san)
-    print(f"ctypes driver: {len(entries)} entry points; {CALLS['valid']} valid calls (3 dtypes, both SIMD paths, "
+    failures += drive_floors(san, plain, names.get("floors", []))
+    print(f"ctypes driver: {len(entries)} entry points and {len(names.get('floors', []))} floor operators; "
+          f"{CALLS['valid']} valid calls (3 dtypes, both SIMD paths, "
           f"1 and 2 threads), {CALLS['malformed']} malformed calls, {CALLS['settings']} settings calls; "
           f"{len(failures)} failures")
     for f in failures[:50]:

@@ -225,6 +225,30 @@ void drive_kernel(void *lib, const std::string &name) {
 
 }  // namespace
 
+// The benchmark's floor operators (custom_ops/cpu/floor.cc): read gives a
+// 0-d shape, read_write its first input's; read_write refuses missing shapes.
+void drive_floor_infer(void *lib, const std::string &name) {
+  auto fn = reinterpret_cast<InferOne>(dlsym(lib, name.c_str()));
+  if (fn == nullptr) {
+    fail(name + ": not found");
+    return;
+  }
+  const bool write = name.find("read_write") != std::string::npos;
+  int64_t dims[2][3] = {{3, 4, 5}, {3, 4, 5}};
+  int ndims[2] = {3, 3};
+  int64_t *shapes[2] = {dims[0], dims[1]};
+  ++calls;
+  const Shape got = fn(ndims, shapes, nullptr);
+  if (got != (write ? Shape{3, 4, 5} : Shape{})) fail(name + ": wrong shape");
+  if (!write) return;
+  ++calls;
+  try {
+    fn(nullptr, nullptr, nullptr);
+    fail(name + ": accepted no shapes");
+  } catch (const std::invalid_argument &) {
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     std::fprintf(stderr, "usage: %s LIB NAMES_JSON\n", argv[0]);
@@ -242,8 +266,11 @@ int main(int argc, char **argv) {
   const std::vector<std::string> infer = names(json, "infer"), kernels = names(json, "kernels");
   for (const std::string &n : infer) drive_infer(lib, n);
   for (const std::string &n : kernels) drive_kernel(lib, n);
-  std::printf("InferShape driver: %zu InferShape functions, %zu kernels, %d calls; %d failures\n", infer.size(),
-              kernels.size(), calls, failures);
+  const std::vector<std::string> floor_infer = names(json, "floor_infer");
+  for (const std::string &n : floor_infer) drive_floor_infer(lib, n);
+  std::printf("InferShape driver: %zu InferShape functions (%zu of floor operators), %zu kernels, %d calls; "
+              "%d failures\n", infer.size() + floor_infer.size(), floor_infer.size(), kernels.size(), calls,
+              failures);
   dlclose(lib);
   return failures == 0 ? 0 : 1;
 }
