@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common.h"
-#include "simd_avx2.h"
+#include "lanes_avx2.h"
 
 namespace ms_bce {
 namespace {

@@ -22,7 +22,7 @@
 #include <cstdint>
 
 #include "common.h"
-#include "simd_avx2.h"
+#include "lanes_avx2.h"
 
 namespace ms_bce {
 

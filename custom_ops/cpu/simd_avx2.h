@@ -148,54 +148,9 @@ MS_BCE_VINLINE double total(__m256d lo, __m256d hi) {
 
 // -------------------------------------------------------------- maths ---
 
-// e^t for t <= 0 (NaN passes).  t = n ln2 + r, |r| <= ln2/2 (Cody-Waite, two
-// constants), e^r = 1 + r + r^2 P(r) with P of degree 4 fitted near-minimax on
-// that interval; 2^n applied in two factors so results down to 2^-149 keep
-// their subnormal bits.
-MS_BCE_VINLINE __m256 exp_nonpos(__m256 t) {
-  const __m256 tc = _mm256_max_ps(t, splat(-104.0f));  // below: e^t < 2^-150 rounds to 0 (NaN -> -104, restored)
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(tc, splat(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, splat(0.693145751953125f), tc);  // ln2_hi: 15 bits, n * ln2_hi exact
-  r = _mm256_fnmadd_ps(n, splat(1.428606765330187045e-06f), r);
-  __m256 p = splat(0.001394110782972767f);
-  p = _mm256_fmadd_ps(p, r, splat(0.008363175256497248f));
-  p = _mm256_fmadd_ps(p, r, splat(0.04166637531920364f));
-  p = _mm256_fmadd_ps(p, r, splat(0.16666577005943523f));
-  p = _mm256_fmadd_ps(p, r, splat(0.5000000026923769f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
-  p = _mm256_add_ps(p, splat(1.0f));
-  const __m256i ni = _mm256_cvtps_epi32(n);
-  const __m256i small = _mm256_cmpgt_epi32(_mm256_set1_epi32(-126), ni);
-  const __m256i n1 = _mm256_add_epi32(ni, _mm256_and_si256(small, _mm256_set1_epi32(64)));
-  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
-  const __m256 s2 = select(_mm256_castsi256_ps(small), splat(5.421010862427522e-20f), splat(1.0f));  // 2^-64
-  const __m256 res = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
-  return select(is_nan(t), t, res);
-}
-
-// log1p(e) for e in [0, 1] (NaN passes): 2 atanh(s), s = e / (2 + e), with s
-// carried as s_hi + s_lo: s_hi = e * (1 / d) with d = 2 + e rounded (its
-// error d_err exact by Fast2Sum, 2 >= e), the residual e - s_hi d exact by
-// FMA, so s_lo restores what both roundings lost with one division in all.
-// atanh(s) = s + s^3 Q(s^2).
-MS_BCE_VINLINE __m256 log1p_unit(__m256 e) {
-  const __m256 two = splat(2.0f);
-  const __m256 d = _mm256_add_ps(two, e);
-  const __m256 d_err = _mm256_sub_ps(e, _mm256_sub_ps(d, two));
-  const __m256 rd = _mm256_div_ps(splat(1.0f), d);
-  const __m256 s_hi = _mm256_mul_ps(e, rd);
-  const __m256 resid = _mm256_fnmadd_ps(s_hi, d, e);
-  const __m256 s_lo = _mm256_mul_ps(_mm256_fnmadd_ps(s_hi, d_err, resid), rd);
-  const __m256 t = _mm256_mul_ps(s_hi, s_hi);
-  __m256 q = splat(0.11552110070024936f);
-  q = _mm256_fmadd_ps(q, t, splat(0.10868275305235896f));
-  q = _mm256_fmadd_ps(q, t, splat(0.1429493571958701f));
-  q = _mm256_fmadd_ps(q, t, splat(0.1999989107215678f));
-  q = _mm256_fmadd_ps(q, t, splat(0.3333333335699241f));
-  const __m256 tail = _mm256_fmadd_ps(_mm256_mul_ps(s_hi, t), q, s_lo);
-  return _mm256_fmadd_ps(tail, two, _mm256_add_ps(s_hi, s_hi));
-}
+// exp_nonpos(__m256) and log1p_unit(__m256), the float32 maths, are in
+// lanes_avx2.h: written once (../common/vmath_functions.inc) for these 8 lanes,
+// the portable float and CUDA.
 
 // ---------------------------------------------------- 4 double lanes ---
 // Small 'mean'/'sum' reductions of the logits loss are computed in double

@@ -1,0 +1,123 @@
+// The lane primitives of the element maths (vmath.h) for V = float: one
+// float32 lane, on the host (C++17) and in CUDA device code (MS_BCE_HD).
+// vmath.h's functions (vmath_functions.inc) are templates over a lane type V
+// and call only the names below, unqualified: in ms_bce::vmath, V = float
+// finds these overloads by ordinary lookup; 8 AVX2 lanes (F8) have their own
+// in ms_bce::avx2, where custom_ops/cpu/lanes_avx2.h includes the same text.
+//
+// A lane type V comes with integer lanes I (decltype(to_int(v))) and a mask
+// M; for V = float, I = int32_t and M = bool.  Every lane type provides:
+//   V(c), I(c)             c in every lane
+//   add sub mul div        one IEEE operation each, rounded once, never fused
+//   fma(a, b, c)           a * b + c, rounded once
+//   fnma(a, b, c)          -(a * b) + c, rounded once
+//   max(a, b)              a > b ? a : b, as x86's maxps: b where either is NaN
+//   round_even(a)          a rounded to an integral value, ties to even
+//   to_int(a)              an integral a, |a| < 2^31, as I (exact)
+//   add(I, I)              wrapping 32-bit add
+//   greater(I, I) -> M     a > b, signed
+//   masked(M, I)           the lanes of I where M is set, 0 elsewhere
+//   shl(I, n)              shift left by n bits (0 <= n < 32), zeros shifted in
+//   as_float(I)            the bits of I as V
+//   select(M, a, b)        a where M is set, else b
+//   is_nan(a) -> M
+// Results are bit-identical across lane types for the same arguments (the
+// tests check vmath.h's functions over every float32 of their domains).
+//
+// Fusion: device code uses CUDA's _rn intrinsics, which nvcc never contracts
+// into an FMA whatever --fmad says.  Host compilers contract (under
+// -ffp-contract=fast, GCC's default in GNU mode) only a multiply whose result
+// feeds an add or subtract and nothing else; no multiply in vmath.h does, so
+// the host results do not depend on that flag either.  (nvcc turns max's
+// ternary into max.f32 where it may: vmath's b, -104, is neither NaN nor 0.)
+// Rounding: round_even is rintf, which rounds in the current rounding mode,
+// round to nearest on the host as the CPU kernels run (IeeeFloatScope) and
+// always on the device.
+#ifndef MS_BCE_COMMON_LANES_H_
+#define MS_BCE_COMMON_LANES_H_
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+// As custom_ops/gpu/bce_math.cuh defines it (the same tokens: no redefinition).
+// A .cu file must not include params.h first: it defines MS_BCE_HD empty.
+#ifndef MS_BCE_HD
+#if defined(__CUDACC__)
+#define MS_BCE_HD __host__ __device__
+#else
+#define MS_BCE_HD
+#endif
+#endif
+
+namespace ms_bce {
+namespace vmath {
+
+MS_BCE_HD inline float add(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+MS_BCE_HD inline float sub(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+MS_BCE_HD inline float mul(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+MS_BCE_HD inline float div(float a, float b) {  // IEEE division (also under nvcc's -prec-div=false)
+#if defined(__CUDA_ARCH__)
+  return __fdiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+MS_BCE_HD inline float fma(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fmaf_rn(a, b, c);
+#else
+  return ::fmaf(a, b, c);
+#endif
+}
+// -(a * b) + c = (-a) * b + c exactly: negation is exact, the one rounding is the FMA's.
+MS_BCE_HD inline float fnma(float a, float b, float c) { return fma(-a, b, c); }
+MS_BCE_HD inline float max(float a, float b) { return a > b ? a : b; }
+MS_BCE_HD inline float round_even(float a) { return ::rintf(a); }
+MS_BCE_HD inline int32_t to_int(float a) {
+#if defined(__CUDA_ARCH__)
+  return __float2int_rn(a);
+#else
+  return static_cast<int32_t>(a);
+#endif
+}
+MS_BCE_HD inline int32_t add(int32_t a, int32_t b) {
+  return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
+}
+MS_BCE_HD inline bool greater(int32_t a, int32_t b) { return a > b; }
+MS_BCE_HD inline int32_t masked(bool m, int32_t v) { return m ? v : 0; }
+MS_BCE_HD inline int32_t shl(int32_t a, int n) { return static_cast<int32_t>(static_cast<uint32_t>(a) << n); }
+MS_BCE_HD inline float as_float(int32_t a) {
+#if defined(__CUDA_ARCH__)
+  return __int_as_float(a);
+#else
+  float f;
+  memcpy(&f, &a, sizeof f);
+  return f;
+#endif
+}
+MS_BCE_HD inline float select(bool m, float a, float b) { return m ? a : b; }
+MS_BCE_HD inline bool is_nan(float a) { return a != a; }
+
+}  // namespace vmath
+}  // namespace ms_bce
+
+#endif  // MS_BCE_COMMON_LANES_H_
