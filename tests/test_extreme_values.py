@@ -122,3 +122,31 @@ def test_far_tail_underflows_where_double_exp_does():
     dw = ms.grad(logits_loss("none", Tensor(g)), grad_position=2)(Tensor(x), Tensor(y), Tensor(np.ones(4, np.float32)),
                                                                   None)
     np.testing.assert_array_equal(to_np(dw), [0.0, 0.0, 0.0, np.inf])
+
+
+def test_zero_weight_times_an_infinite_term_is_zero_on_the_float32_path():
+    """The vector forward is float32 throughout: a zero weight times a term made
+    infinite by pos_weight = inf (or x = +inf with y < 1) is mul0's 0, not NaN,
+    in every lane of a 'none' and of a large 'mean' (the found bug: w * r gave
+    0 * inf = NaN); a NaN operand still gives NaN."""
+    n = 70_000  # above one chunk: the float32 path, not the small reductions' double one
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 3, n).astype(np.float32)
+    y = rng.uniform(0.1, 0.9, n).astype(np.float32)
+    w = rng.uniform(0.5, 2, n).astype(np.float32)
+    p = rng.uniform(0.5, 2, n).astype(np.float32)
+    w[::7] = 0.0
+    p[::7] = np.inf           # w = 0, P Y sp(-X) = inf
+    x[3::7], w[3::7] = np.inf, -0.0  # w = -0, (1 - Y) sp(X) = inf
+    x[5] = np.nan
+    got = to_np(logits_loss("none")(*(Tensor(a) for a in (x, y, w, p))))
+    want = ref.bce_with_logits(x, y, w, p, "none")
+    assert np.isnan(got[5]) and np.isnan(want[5])
+    np.testing.assert_array_equal(got[::7], 0.0)
+    np.testing.assert_array_equal(got[3::7], 0.0)
+    finite = np.isfinite(want)
+    assert_ulps(got[finite], want[finite], ms.float32, 4, scale=ref.bce_with_logits_scale(x, y, w, p)[finite])
+    x[5] = 0.0
+    got_mean = float(to_np(logits_loss("mean")(*(Tensor(a) for a in (x, y, w, p)))))
+    want_mean = float(ref.bce_with_logits(x, y, w, p, "mean"))
+    assert abs(got_mean - want_mean) <= 1e-6 * abs(want_mean)

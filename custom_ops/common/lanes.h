@@ -12,6 +12,7 @@
 //   fma(a, b, c)           a * b + c, rounded once
 //   fnma(a, b, c)          -(a * b) + c, rounded once
 //   max(a, b)              a > b ? a : b, as x86's maxps: b where either is NaN
+//   neg(a), neg_abs(a)     -a and -|a| (the sign bit only: exact, NaN kept)
 //   round_even(a)          a rounded to an integral value, ties to even
 //   to_int(a)              an integral a, |a| < 2^31, as I (exact)
 //   add(I, I)              wrapping 32-bit add
@@ -91,6 +92,8 @@ MS_BCE_HD inline float fma(float a, float b, float c) {
 // -(a * b) + c = (-a) * b + c exactly: negation is exact, the one rounding is the FMA's.
 MS_BCE_HD inline float fnma(float a, float b, float c) { return fma(-a, b, c); }
 MS_BCE_HD inline float max(float a, float b) { return a > b ? a : b; }
+MS_BCE_HD inline float neg(float a) { return -a; }
+MS_BCE_HD inline float neg_abs(float a) { return -::fabsf(a); }
 MS_BCE_HD inline float round_even(float a) { return ::rintf(a); }
 MS_BCE_HD inline int32_t to_int(float a) {
 #if defined(__CUDA_ARCH__)

@@ -6,6 +6,7 @@
 // which keeps full relative accuracy in both tails, unlike the seeds'
 // (1 - Y) X + (1 + (P - 1) Y) sp(-X).  Products use mul0, so a zero
 // coefficient times an infinite softplus is 0 (X = +inf, Y = 1 gives 0).
+#include "lanes_avx2.h"
 #include "loss_driver.h"
 
 namespace ms_bce {
@@ -48,14 +49,32 @@ struct BceWithLogits {
 #if defined(MS_BCE_HAVE_AVX2_PATH)
 MS_BCE_AVX2_BEGIN
 
-// The same formulas, 8 lanes.  exp(-|x|), log1p and 1/(1 + e) are computed
-// in float32 (the costly part: <= 1.08, 1.00 and 0.5 ulp), every product and
-// sum after them in double, rounded once: each result is within ~2.6 ulp of
-// its terms' size.  Small 'mean'/'sum' reductions compute exp and log1p in
-// double as well (Segment::precise; see simd_avx2.h).  A NaN lane (0 * inf
-// somewhere, or a NaN input) redoes its half with mul0's conventions.
+// The same formulas, 8 lanes.  The forward is float32 throughout
+// (../common/bce_with_logits_math.inc, written once over a lane type: within
+// ~3.6 ulp of its terms' size); a vector whose result is NaN (0 * inf
+// somewhere, or a NaN input) or small enough for float32 subnormals to cost
+// accuracy is redone in double, with mul0's conventions.  The backward
+// computes exp(-|x|), log1p and 1/(1 + e) in float32 (<= 1.08, 1.00 and
+// 0.5 ulp), every product and sum after them in double, rounded once: each
+// result within ~2.6 ulp of its terms' size.  Small 'mean'/'sum' reductions
+// compute everything in double (Segment::precise; see simd_avx2.h).
+namespace avx2 {
+#define MS_BCE_VMATH_FN MS_BCE_VINLINE
+#include "../common/bce_with_logits_math.inc"
+#undef MS_BCE_VMATH_FN
+}  // namespace avx2
+
 namespace logits_avx2 {
 using namespace avx2;
+
+// True when a float32 loss vector must be redone in double: a NaN lane, or
+// one below 2^-100 (0 included), where float32 subnormals in its terms or
+// their products would cost accuracy (a result that small arises only from
+// tiny weights or far-tail logits, so this is rare).
+MS_BCE_VINLINE bool suspect(__m256 r) {
+  const __m256 small = _mm256_cmp_ps(abs(r), splat(7.888609052210118e-31f), _CMP_NGE_UQ);  // < 2^-100, or NaN
+  return _mm256_movemask_ps(small) != 0;
+}
 
 MS_BCE_VINLINE __m256d max0_pd(__m256d v) { return _mm256_max_pd(v, _mm256_setzero_pd()); }
 MS_BCE_VINLINE __m256d neg_pd(__m256d v) { return _mm256_xor_pd(v, splat_pd(-0.0)); }
@@ -149,17 +168,28 @@ void BceWithLogits::forward_avx2(const Segment<T> &s) {
     const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : splat(1.0f);
     const __m256 p = HP ? load_operand(s.p_native, s.p, i, m) : splat(1.0f);
     __m256d lo, hi;
-    if (s.precise || logits_avx2::any_far_tail(x)) {
+    __m256 r = _mm256_setzero_ps();
+    bool in_double = s.precise || logits_avx2::any_far_tail(x);
+    if (!in_double) {
+      r = logits_unweighted(F8(x), F8(y), F8(p)).v;
+      in_double = logits_avx2::suspect(r);
+      if (HW) {
+        r = _mm256_mul_ps(w, r);
+        in_double = in_double || any(is_nan(r));  // 0 * inf: mul0 gives 0
+      }
+    }
+    if (in_double) {
       lo = logits_avx2::loss_precise(low_pd(x), low_pd(y), low_pd(w), low_pd(p), HW);
       hi = logits_avx2::loss_precise(high_pd(x), high_pd(y), high_pd(w), high_pd(p), HW);
-    } else {
-      const __m256 l = log1p_unit(exp_nonpos(neg_abs(x)));
-      lo = logits_avx2::loss_from_log1p(low_pd(x), low_pd(y), low_pd(w), low_pd(p), low_pd(l), HW);
-      hi = logits_avx2::loss_from_log1p(high_pd(x), high_pd(y), high_pd(w), high_pd(p), high_pd(l), HW);
+      r = to_ps(lo, hi);
     }
     if (s.out) {
-      store_n(s.out + i, to_ps(lo, hi), m);
+      store_n(s.out + i, r, m);
       return;
+    }
+    if (!in_double) {
+      lo = low_pd(r);
+      hi = high_pd(r);
     }
     if (m < kLanes) {  // padded lanes do not count
       lo = _mm256_and_pd(lo, lane_mask_pd(m, false));

@@ -49,6 +49,8 @@ MS_BCE_VINLINE F8 div(F8 a, F8 b) { return F8(_mm256_div_ps(a.v, b.v)); }
 MS_BCE_VINLINE F8 fma(F8 a, F8 b, F8 c) { return F8(_mm256_fmadd_ps(a.v, b.v, c.v)); }
 MS_BCE_VINLINE F8 fnma(F8 a, F8 b, F8 c) { return F8(_mm256_fnmadd_ps(a.v, b.v, c.v)); }
 MS_BCE_VINLINE F8 max(F8 a, F8 b) { return F8(_mm256_max_ps(a.v, b.v)); }  // b where either is NaN
+MS_BCE_VINLINE F8 neg(F8 a) { return F8(_mm256_xor_ps(a.v, _mm256_set1_ps(-0.0f))); }
+MS_BCE_VINLINE F8 neg_abs(F8 a) { return F8(_mm256_or_ps(a.v, _mm256_set1_ps(-0.0f))); }
 MS_BCE_VINLINE F8 round_even(F8 a) {
   return F8(_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
