@@ -150,3 +150,25 @@ def test_zero_weight_times_an_infinite_term_is_zero_on_the_float32_path():
     got_mean = float(to_np(logits_loss("mean")(*(Tensor(a) for a in (x, y, w, p)))))
     want_mean = float(ref.bce_with_logits(x, y, w, p, "mean"))
     assert abs(got_mean - want_mean) <= 1e-6 * abs(want_mean)
+
+
+def test_an_overflowing_intermediate_is_redone_where_the_result_is_finite():
+    """Found by the long property profile: x = 0, y = 1.2, p = 3.3e38 gives
+    P Y = 3.96e38, beyond float32, while the loss (2.74e38) and dX are finite:
+    the float32 vector path must not return inf (such vectors are redone in
+    double), in a 'none' above one chunk and in a one-output gradient."""
+    n = 70_000
+    x = np.zeros(n, np.float32)
+    y = np.full(n, 1.2, np.float32)
+    p = np.full(n, 3.3e38, np.float32)
+    w = np.ones(n, np.float32)
+    x[1::2], p[1::2] = 1.5, 2.0  # ordinary lanes beside them
+    got = to_np(logits_loss("none")(*(Tensor(a) for a in (x, y, w, p))))
+    want = ref.bce_with_logits(x, y, w, p, "none")
+    assert np.all(np.isfinite(want)) and np.all(np.isfinite(got))
+    assert_ulps(got, want, ms.float32, 4, scale=ref.bce_with_logits_scale(x, y, w, p))
+    g = Tensor(np.full(n, 1e-3, np.float32))
+    dx = to_np(ms.grad(logits_loss("none", g), grad_position=0)(*(Tensor(a) for a in (x, y, w, p))))
+    want_dx = ref.bce_with_logits_grads(x, y, w, p, "none", np.full(n, 1e-3))[0]
+    assert np.all(np.isfinite(dx))
+    np.testing.assert_allclose(dx, want_dx, rtol=4 * 2.0 ** -23)

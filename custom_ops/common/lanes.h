@@ -17,6 +17,7 @@
 //   to_int(a)              an integral a, |a| < 2^31, as I (exact)
 //   add(I, I)              wrapping 32-bit add
 //   greater(I, I) -> M     a > b, signed
+//   not_less(V, V) -> M    a >= b (false where either is NaN)
 //   masked(M, I)           the lanes of I where M is set, 0 elsewhere
 //   shl(I, n)              shift left by n bits (0 <= n < 32), zeros shifted in
 //   as_float(I)            the bits of I as V
@@ -106,6 +107,7 @@ MS_BCE_HD inline int32_t add(int32_t a, int32_t b) {
   return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
 }
 MS_BCE_HD inline bool greater(int32_t a, int32_t b) { return a > b; }
+MS_BCE_HD inline bool not_less(float a, float b) { return a >= b; }
 MS_BCE_HD inline int32_t masked(bool m, int32_t v) { return m ? v : 0; }
 MS_BCE_HD inline int32_t shl(int32_t a, int n) { return static_cast<int32_t>(static_cast<uint32_t>(a) << n); }
 MS_BCE_HD inline float as_float(int32_t a) {

@@ -52,12 +52,13 @@ MS_BCE_AVX2_BEGIN
 // The same formulas, 8 lanes.  The forward is float32 throughout
 // (../common/bce_with_logits_math.inc, written once over a lane type: within
 // ~3.6 ulp of its terms' size); a vector whose result is NaN (0 * inf
-// somewhere, or a NaN input) or small enough for float32 subnormals to cost
-// accuracy is redone in double, with mul0's conventions.  The backward
-// computes exp(-|x|), log1p and 1/(1 + e) in float32 (<= 1.08, 1.00 and
-// 0.5 ulp), every product and sum after them in double, rounded once: each
-// result within ~2.6 ulp of its terms' size.  Small 'mean'/'sum' reductions
-// compute everything in double (Segment::precise; see simd_avx2.h).
+// somewhere, or a NaN input), infinite or small enough for float32
+// subnormals to cost accuracy is redone in double, with mul0's conventions.  So is the gradient
+// of the logits alone (graph mode's training step), G applied in double.  The
+// other backwards compute exp(-|x|), log1p and 1/(1 + e) in float32 (<= 1.08,
+// 1.00 and 0.5 ulp), every product and sum after them in double, rounded
+// once: each result within ~2.6 ulp of its terms' size.  Small 'mean'/'sum'
+// reductions compute everything in double (Segment::precise; see simd_avx2.h).
 namespace avx2 {
 #define MS_BCE_VMATH_FN MS_BCE_VINLINE
 #include "../common/bce_with_logits_math.inc"
@@ -67,13 +68,16 @@ namespace avx2 {
 namespace logits_avx2 {
 using namespace avx2;
 
-// True when a float32 loss vector must be redone in double: a NaN lane, or
-// one below 2^-100 (0 included), where float32 subnormals in its terms or
-// their products would cost accuracy (a result that small arises only from
-// tiny weights or far-tail logits, so this is rare).
+// True when a float32 vector must be redone in double: a lane that is NaN,
+// infinite (an intermediate may have overflowed where the result does not:
+// P = 3.3e38, Y = 1.2), or below 2^-100 (0 included), where float32
+// subnormals in its terms or their products would cost accuracy.  Such
+// results arise only from extreme operands, so this is rare.
 MS_BCE_VINLINE bool suspect(__m256 r) {
-  const __m256 small = _mm256_cmp_ps(abs(r), splat(7.888609052210118e-31f), _CMP_NGE_UQ);  // < 2^-100, or NaN
-  return _mm256_movemask_ps(small) != 0;
+  const __m256 a = abs(r);
+  const __m256 small = _mm256_cmp_ps(a, splat(7.888609052210118e-31f), _CMP_NGE_UQ);  // < 2^-100, or NaN
+  const __m256 inf = _mm256_cmp_ps(a, splat(INFINITY), _CMP_EQ_OQ);
+  return _mm256_movemask_ps(_mm256_or_ps(small, inf)) != 0;
 }
 
 MS_BCE_VINLINE __m256d max0_pd(__m256d v) { return _mm256_max_pd(v, _mm256_setzero_pd()); }
@@ -175,7 +179,7 @@ void BceWithLogits::forward_avx2(const Segment<T> &s) {
       in_double = logits_avx2::suspect(r);
       if (HW) {
         r = _mm256_mul_ps(w, r);
-        in_double = in_double || any(is_nan(r));  // 0 * inf: mul0 gives 0
+        in_double = in_double || logits_avx2::suspect(r);  // 0 * inf (mul0's 0), overflow
       }
     }
     if (in_double) {
@@ -212,8 +216,26 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
     const __m256 p = HP ? load_operand(s.p_native, s.p, i, m) : one;
     const __m256 g = s.g ? load_n(s.g + i, m) : _mm256_setzero_ps();
     const __m256d g_lo = s.g ? low_pd(g) : splat_pd(s.g_scalar), g_hi = s.g ? high_pd(g) : splat_pd(s.g_scalar);
+    const bool far = logits_avx2::any_far_tail(x);
+    // dX in float32, for the one-output gradient (graph mode's training step)
+    // and the fused backward alike, so both give the same bits
+    bool dx_done = false;
+    if constexpr (kDx) {
+      if (!far) {
+        const __m256 d = logits_dx_unweighted(F8(x), F8(y), F8(p)).v;
+        if (!logits_avx2::suspect(d)) {  // G W applied in double ('mean': dout / numel unrounded), rounded once
+          const __m256d lo = _mm256_mul_pd(HW ? _mm256_mul_pd(g_lo, low_pd(w)) : g_lo, low_pd(d));
+          const __m256d hi = _mm256_mul_pd(HW ? _mm256_mul_pd(g_hi, high_pd(w)) : g_hi, high_pd(d));
+          if (!logits_avx2::any_nan_pd(_mm256_or_pd(lo, hi))) {  // (0 times an infinite factor: mul0's 0)
+            store_n(s.dx + i, to_ps(lo, hi), m);
+            dx_done = true;
+          }
+        }
+      }
+      if (kOut == kGradInput && dx_done) return;
+    }
     __m256d e[2], r[2], l[2];
-    if (logits_avx2::any_far_tail(x)) {  // rare: exp and log1p in double
+    if (far) {  // rare: exp and log1p in double
       logits_avx2::logistic_pd(low_pd(x), &e[0], &r[0], &l[0]);
       logits_avx2::logistic_pd(high_pd(x), &e[1], &r[1], &l[1]);
     } else {
@@ -228,7 +250,9 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
                              &dx[0], &dy[0], &dw[0], &dp[0]);
     logits_avx2::grads<kOut>(high_pd(x), high_pd(y), high_pd(w), high_pd(p), g_hi, e[1], r[1], l[1],
                              &dx[1], &dy[1], &dw[1], &dp[1]);
-    if constexpr (kDx) store_n(s.dx + i, to_ps(dx[0], dx[1]), m);
+    if constexpr (kDx) {
+      if (!dx_done) store_n(s.dx + i, to_ps(dx[0], dx[1]), m);
+    }
     if constexpr (kOut & kGradTarget) store_n(s.dy + i, to_ps(dy[0], dy[1]), m);
     if constexpr (HW && (kOut & kGradWeight)) store_pd_n(s.dw + i, dw[0], dw[1], m);
     if constexpr (HP && (kOut & kGradPosWeight)) store_pd_n(s.dp + i, dp[0], dp[1], m);

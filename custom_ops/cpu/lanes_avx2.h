@@ -57,6 +57,7 @@ MS_BCE_VINLINE F8 round_even(F8 a) {
 MS_BCE_VINLINE I8 to_int(F8 a) { return I8(_mm256_cvtps_epi32(a.v)); }  // exact: a is integral
 MS_BCE_VINLINE I8 add(I8 a, I8 b) { return I8(_mm256_add_epi32(a.v, b.v)); }
 MS_BCE_VINLINE M8 greater(I8 a, I8 b) { return M8{_mm256_castsi256_ps(_mm256_cmpgt_epi32(a.v, b.v))}; }
+MS_BCE_VINLINE M8 not_less(F8 a, F8 b) { return M8{_mm256_cmp_ps(a.v, b.v, _CMP_GE_OQ)}; }
 MS_BCE_VINLINE I8 masked(M8 m, I8 a) { return I8(_mm256_and_si256(_mm256_castps_si256(m.v), a.v)); }
 MS_BCE_VINLINE I8 shl(I8 a, int n) { return I8(_mm256_slli_epi32(a.v, n)); }  // n a constant once inlined
 MS_BCE_VINLINE F8 as_float(I8 a) { return F8(_mm256_castsi256_ps(a.v)); }
