@@ -18,6 +18,7 @@ import pytest
 from ms_bce import _kernels
 from tests import gpu_support as gs
 from tests import reference as ref
+from tests.abi import BAD_DTYPE, BAD_SHAPE, OK, launch
 
 
 @pytest.fixture(scope="module")
@@ -360,7 +361,6 @@ def param_loss_cpu(test_losses_library):
 def test_scalar_parameters_through_the_gpu_driver(host_lib, param_loss_cpu, reduction):
     """The test loss with parameters (A, B) (tests/native/test_losses.h) run by the GPU driver
     on the host backend gives the CPU driver's results, and both checks of t."""
-    from tests.abi import BAD_DTYPE, BAD_SHAPE, OK, launch
     rng = np.random.default_rng(4)
     shape = (33, 7)
     x, y = (rng.normal(size=shape).astype(np.float32) for _ in range(2))

@@ -35,6 +35,11 @@ struct ParamCount<Loss, std::void_t<decltype(Loss::kParams)>> : std::integral_co
 template <class Loss, bool HW, bool HP>
 constexpr OperandSet kOperandsOf{HW, HP, ParamCount<Loss>::value};
 
+// A call's scalar parameters, the t operand's data (nullptr: none).
+inline const float *theta_of(OperandSet ops, void **params) {
+  return ops.np > 0 ? static_cast<const float *>(params[ops.theta()]) : nullptr;
+}
+
 // The policy's element functions, with theta where it takes it.
 template <class Loss>
 MS_BCE_HD inline double loss_value(const float *theta, double x, double y, double w, double p) {

@@ -53,9 +53,9 @@ MS_BCE_AVX2_BEGIN
 // (../common/bce_with_logits_math.inc, written once over a lane type: within
 // ~3.6 ulp of its terms' size); a vector whose result is NaN (0 * inf
 // somewhere, or a NaN input), infinite or small enough for float32
-// subnormals to cost accuracy is redone in double, with mul0's conventions.  So is the gradient
-// of the logits alone (graph mode's training step), G applied in double.  The
-// other backwards compute exp(-|x|), log1p and 1/(1 + e) in float32 (<= 1.08,
+// subnormals to cost accuracy is redone in double, with mul0's conventions.
+// So is the gradient of the logits, in every backward (G W applied in
+// double).  The other gradients compute exp(-|x|), log1p and 1/(1 + e) in float32 (<= 1.08,
 // 1.00 and 0.5 ulp), every product and sum after them in double, rounded
 // once: each result within ~2.6 ulp of its terms' size.  Small 'mean'/'sum'
 // reductions compute everything in double (Segment::precise; see simd_avx2.h).

@@ -31,11 +31,6 @@ void operand_infos(const Shape *s, OperandInfo *w, OperandInfo *p) {
   if (HP) *p = classify_operand(s[0], s[kOps.pos_weight()]);
 }
 
-// A call's scalar parameters (nullptr: none).
-inline const float *theta_of(OperandSet ops, void **params) {
-  return ops.np > 0 ? static_cast<const float *>(params[ops.theta()]) : nullptr;
-}
-
 template <class Loss, Reduction R, bool HW, bool HP>
 int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   constexpr OperandSet kOps = kOperandsOf<Loss, HW, HP>;

@@ -173,7 +173,7 @@ Operands<T, HW, HP> make_operands(const Args &a, OperandSet ops) {
   in.y = static_cast<const T *>(a.params[1]);
   in.w = HW ? static_cast<const T *>(a.params[ops.weight()]) : nullptr;
   in.p = HP ? static_cast<const T *>(a.params[ops.pos_weight()]) : nullptr;
-  in.theta = ops.np > 0 ? static_cast<const float *>(a.params[ops.theta()]) : nullptr;
+  in.theta = theta_of(ops, a.params);
   in.layout = make_operand_layout(a.shape[0], bcast, n);
   return in;
 }
