@@ -6,6 +6,7 @@
 //   static constexpr int kParams = 2;  // ms_bce/_losses.py lists their names, in this order
 //   static double value(double x, double y, double w, double p, const float *theta);
 //   static Grad grad(double x, double y, double w, double p, double g, const float *theta);
+//   static double value_precise(double x, double y, double w, double p, const float *theta);  // optional
 //
 // They arrive as one more input, t (aot_abi.h's operand layout), a 1-D
 // float32 tensor the drivers check and hand on as a pointer (host memory on
@@ -40,9 +41,25 @@ inline const float *theta_of(OperandSet ops, void **params) {
   return ops.np > 0 ? static_cast<const float *>(params[ops.theta()]) : nullptr;
 }
 
-// The policy's element functions, with theta where it takes it.
+// True when the policy has value_precise (its loss in double, for small
+// reductions: ../common/element_math.h, kPreciseReductionMax).
+template <class Loss, class = void>
+struct HasPreciseValue : std::false_type {};
 template <class Loss>
-MS_BCE_HD inline double loss_value(const float *theta, double x, double y, double w, double p) {
+struct HasPreciseValue<Loss, std::void_t<decltype(&Loss::value_precise)>> : std::true_type {};
+
+// The policy's element functions, with theta where it takes it; precise:
+// value_precise where the policy has one.
+template <class Loss>
+MS_BCE_HD inline double loss_value(const float *theta, double x, double y, double w, double p,
+                                   bool precise = false) {
+  if constexpr (HasPreciseValue<Loss>::value) {
+    if (precise) {
+      if constexpr (ParamCount<Loss>::value > 0) return Loss::value_precise(x, y, w, p, theta);
+      else return Loss::value_precise(x, y, w, p);
+    }
+  }
+  (void)precise;
   if constexpr (ParamCount<Loss>::value > 0) {
     return Loss::value(x, y, w, p, theta);
   } else {

@@ -1,5 +1,5 @@
-// BCELoss (binary cross entropy on probabilities) on the CPU: its element
-// maths, scalar and AVX2, and its entry points (forward, the fused and the
+// BCELoss (binary cross entropy on probabilities) on the CPU: its AVX2 path
+// (the portable element maths is ../common/element_math.h's) and its entry points (forward, the fused and the
 // one-output backwards: gradients of the probabilities, targets and weight).
 //
 // MindSpore 2.10's rule (found by experiment; tests/test_bce.py pins it):
@@ -25,38 +25,7 @@
 
 namespace ms_bce {
 
-struct Bce {
-  static constexpr const char *kName = "BCELoss";
-  // probabilities outside [0, 1] are refused (kOutOfRange), as PyTorch and the built-in refuse them
-  static constexpr bool kUnitIntervalInput = true;
-  static constexpr const char *kInputName = "logits";  // MindSpore's name in four of the five APIs
-  static constexpr float kEps = 1e-12f;
-
-  // Y log(a) + (1 - Y) log(b), in float32: the negated, unweighted loss (= -dL/dW).
-  static float log_likelihood(float y, float la, float lb) { return mul0(y, la) + mul0(1.0f - y, lb); }
-
-  // log of a float32, correctly rounded (as the vector path's log_via_double)
-  static float log_rounded(float a) { return static_cast<float>(std::log(static_cast<double>(a))); }
-
-  // The driver hands over float32-representable values as double: exact casts.
-  static double value(double pd, double yd, double wd, double /*unused*/) {
-    const float p = static_cast<float>(pd), y = static_cast<float>(yd), w = static_cast<float>(wd);
-    return -mul0(w, log_likelihood(y, log_rounded(p + kEps), log_rounded((1.0f - p) + kEps)));
-  }
-
-  static Grad grad(double pd, double yd, double wd, double /*unused*/, double gd) {
-    const float p = static_cast<float>(pd), y = static_cast<float>(yd), w = static_cast<float>(wd);
-    const float g = static_cast<float>(gd);
-    const float a = p + kEps, b = (1.0f - p) + kEps;
-    const float la = log_rounded(a), lb = log_rounded(b);
-    Grad r;
-    r.dx = mul0(g, mul0(w, mul0(1.0f - y, 1.0f / b) - mul0(y, 1.0f / a)));
-    r.dy = mul0(g, mul0(w, lb - la));
-    r.dw = -mul0(g, log_likelihood(y, la, lb));
-    r.dp = 0.0;
-    return r;
-  }
-
+struct Bce : element::Bce {
   template <class T, bool HW, bool HP>
   static void forward_avx2(const Segment<T> &s);
   template <class T, bool HW, bool HP, int kOut>
@@ -71,7 +40,7 @@ MS_BCE_AVX2_BEGIN
 template <class T, bool HW, bool HP>
 void Bce::forward_avx2(const Segment<T> &s) {
   using namespace avx2;
-  const __m256 one = splat(1.0f), eps = splat(kEps);
+  const __m256 one = splat(1.0f), eps = splat(element::Bce::eps());
   __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 p = load_n(s.x + i, m), y = load_n(s.y + i, m);
@@ -94,7 +63,7 @@ template <class T, bool HW, bool HP, int kOut>
 void Bce::backward_avx2(const Segment<T> &s) {
   using namespace avx2;
   constexpr bool kDx = kOut & kGradInput, kDy = kOut & kGradTarget, kDw = HW && (kOut & kGradWeight);
-  const __m256 one = splat(1.0f), eps = splat(kEps);
+  const __m256 one = splat(1.0f), eps = splat(element::Bce::eps());
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 p = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : one;

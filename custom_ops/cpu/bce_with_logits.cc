@@ -1,45 +1,15 @@
-// BCEWithLogitsLoss on the CPU: its element maths, scalar and AVX2, and its
-// entry points (forward, the fused and the one-output backwards).
-//
-// Stable form (docs/numerics.rst), with sp(z) = max(z, 0) + log1p(exp(-|z|)):
-//   L  = W * [ (1 - Y) * sp(X) + P * Y * sp(-X) ]
+// BCEWithLogitsLoss on the CPU: its AVX2 path and its entry points (forward,
+// the fused and the one-output backwards).  The element maths, and the
+// portable path, are ../common/element_math.h's (shared with the GPU):
+//   L  = W * [ (1 - Y) * sp(X) + P * Y * sp(-X) ],  sp(z) = max(z, 0) + log1p(exp(-|z|))
 // which keeps full relative accuracy in both tails, unlike the seeds'
-// (1 - Y) X + (1 + (P - 1) Y) sp(-X).  Products use mul0, so a zero
-// coefficient times an infinite softplus is 0 (X = +inf, Y = 1 gives 0).
+// (1 - Y) X + (1 + (P - 1) Y) sp(-X).
 #include "lanes_avx2.h"
 #include "loss_driver.h"
 
 namespace ms_bce {
 
-struct BceWithLogits {
-  static constexpr const char *kName = "BCEWithLogitsLoss";
-
-  // Unweighted loss: (1 - Y) sp(X) + P Y sp(-X).  It is also dL/dW.
-  static double unweighted(double y, double p, double sp_pos, double sp_neg) {
-    return mul0(1.0 - y, sp_pos) + mul0(mul0(p, y), sp_neg);
-  }
-
-  static double value(double x, double y, double w, double p) {
-    const Logistic t = Logistic::of(x);
-    const double l = t.log1p_e();
-    return mul0(w, unweighted(y, p, t.softplus_pos(l), t.softplus_neg(l)));
-  }
-
-  static Grad grad(double x, double y, double w, double p, double g) {
-    const Logistic t = Logistic::of(x);
-    const double l = t.log1p_e();
-    const double sp_pos = t.softplus_pos(l), sp_neg = t.softplus_neg(l);
-    const double py = mul0(p, y);
-    Grad r;
-    // dX = G W [(1 - Y) sigmoid(X) - P Y sigmoid(-X)]: no cancellation in either tail
-    r.dx = mul0(g, mul0(w, mul0(1.0 - y, t.sigmoid_pos()) - mul0(py, t.sigmoid_neg())));
-    // dY = G W [P sp(-X) - sp(X)]  (= G W [-X + (P - 1) sp(-X)])
-    r.dy = mul0(g, mul0(w, mul0(p, sp_neg) - sp_pos));
-    r.dw = mul0(g, unweighted(y, p, sp_pos, sp_neg));
-    r.dp = mul0(g, mul0(w, mul0(y, sp_neg)));
-    return r;
-  }
-
+struct BceWithLogits : element::BceWithLogits {
   template <class T, bool HW, bool HP>
   static void forward_avx2(const Segment<T> &s);
   template <class T, bool HW, bool HP, int kOut>
@@ -49,16 +19,16 @@ struct BceWithLogits {
 #if defined(MS_BCE_HAVE_AVX2_PATH)
 MS_BCE_AVX2_BEGIN
 
-// The same formulas, 8 lanes.  The forward is float32 throughout
-// (../common/bce_with_logits_math.inc, written once over a lane type: within
-// ~3.6 ulp of its terms' size); a vector whose result is NaN (0 * inf
-// somewhere, or a NaN input), infinite or small enough for float32
-// subnormals to cost accuracy is redone in double, with mul0's conventions.
-// So is the gradient of the logits, in every backward (G W applied in
-// double).  The other gradients compute exp(-|x|), log1p and 1/(1 + e) in float32 (<= 1.08,
-// 1.00 and 0.5 ulp), every product and sum after them in double, rounded
-// once: each result within ~2.6 ulp of its terms' size.  Small 'mean'/'sum'
-// reductions compute everything in double (Segment::precise; see simd_avx2.h).
+// The portable path's steps, 8 lanes (../common/element_math.h): the loss
+// and the gradient of the logits in float32 (../common/bce_with_logits_math.inc,
+// written once over a lane type: within ~3.6 ulp of its terms' size; G W of
+// dX applied in double); a vector with a lane the portable path would redo in
+// double (NaN, infinite, below 2^-100, |x| > kFarTail) is redone in double,
+// with mul0's conventions.  The other gradients compute exp(-|x|), log1p and
+// 1/(1 + e) in float32 (<= 1.08, 1.00 and 0.5 ulp), every product and sum
+// after them in double, rounded once: each result within ~2.6 ulp of its
+// terms' size.  Small 'mean'/'sum' reductions compute everything in double
+// (Segment::precise, kPreciseReductionMax).
 namespace avx2 {
 #define MS_BCE_VMATH_FN MS_BCE_VINLINE
 #include "../common/bce_with_logits_math.inc"
@@ -68,11 +38,10 @@ namespace avx2 {
 namespace logits_avx2 {
 using namespace avx2;
 
-// True when a float32 vector must be redone in double: a lane that is NaN,
-// infinite (an intermediate may have overflowed where the result does not:
-// P = 3.3e38, Y = 1.2), or below 2^-100 (0 included), where float32
-// subnormals in its terms or their products would cost accuracy.  Such
-// results arise only from extreme operands, so this is rare.
+// True when a float32 vector must be redone in double: a lane that
+// element::suspect() names (NaN; infinite: an intermediate may have
+// overflowed where the result does not, P = 3.3e38, Y = 1.2; below 2^-100).
+// Such results arise only from extreme operands, so this is rare.
 MS_BCE_VINLINE bool suspect(__m256 r) {
   const __m256 a = abs(r);
   const __m256 small = _mm256_cmp_ps(a, splat(7.888609052210118e-31f), _CMP_NGE_UQ);  // < 2^-100, or NaN
@@ -96,13 +65,10 @@ MS_BCE_VINLINE __m256d loss_from_log1p(__m256d x, __m256d y, __m256d w, __m256d 
   return weighted ? mul0_pd(w, r) : r;
 }
 
-// True when a lane's exp(-|x|) would be subnormal or 0 in float32 (|x| > 87.3):
-// the far tail's terms (e^-|x| and its multiples) then lose their relative
-// accuracy, which a large weight, pos_weight or incoming gradient brings back
-// into float32's range (x = 120, y = 1, w = 1e30: 7.7e-23).  Such vectors take
-// exp and log1p in double.
+// True when a lane's |x| > element::kFarTail (exp(-|x|) subnormal in
+// float32): such vectors take exp and log1p in double.
 MS_BCE_VINLINE bool any_far_tail(__m256 x) {
-  return _mm256_movemask_ps(_mm256_cmp_ps(abs(x), splat(87.0f), _CMP_GT_OQ)) != 0;
+  return _mm256_movemask_ps(_mm256_cmp_ps(abs(x), splat(element::kFarTail), _CMP_GT_OQ)) != 0;
 }
 
 // e = exp(-|x|), r = 1 / (1 + e) and l = log1p(e) of 4 lanes, in double.

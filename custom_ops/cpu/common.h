@@ -1,7 +1,7 @@
 // What the CPU kernels share beyond the ABI layer (../common/aot_abi.h):
-// the float16/bfloat16 storage types, the in-order sum of chunk partials, the
-// element-maths helpers, IEEE arithmetic for a kernel's scope and the
-// exception guard.
+// the float16/bfloat16 storage types, the in-order sum of chunk partials,
+// IEEE arithmetic for a kernel's scope and the exception guard (the element
+// maths, mul0 and Grad are ../common/element_math.h's).
 #ifndef MS_BCE_CPU_COMMON_H_
 #define MS_BCE_CPU_COMMON_H_
 
@@ -17,6 +17,7 @@
 #endif
 
 #include "../common/aot_abi.h"
+#include "../common/element_math.h"
 #include "../common/errors.h"
 #include "../common/float16.h"
 #include "../common/params.h"
@@ -56,32 +57,6 @@ inline double combine_in_order(const std::vector<double> &partials) {
   for (double p : partials) s += p;
   return s;
 }
-
-// ------------------------------------------------------- element maths ---
-
-// a * b, except that an exactly-zero factor gives exactly zero even when the
-// other is infinite (a term whose coefficient is zero contributes nothing).
-// NaN still propagates.
-template <class F>
-inline F mul0(F a, F b) {
-  const F r = a * b;
-  return (r != r && a == a && b == b) ? F(0) : r;
-}
-
-// softplus(+-x) and sigmoid(+-x) of one logit from a single exp(-|x|):
-//   softplus(z) = max(z, 0) + log1p(exp(-|z|))   (never exp of a large positive)
-//   sigmoid(|x|) = 1 / (1 + e),  sigmoid(-|x|) = e / (1 + e)
-// All four are exact in both tails; NaN gives NaN, +-inf gives 0/inf and 0/1.
-struct Logistic {
-  double e;  // exp(-|x|)
-  double x;
-  static Logistic of(double x) { return Logistic{std::exp(-std::fabs(x)), x}; }
-  double log1p_e() const { return std::log1p(e); }
-  double softplus_pos(double l) const { return (x > 0.0 ? x : 0.0) + l; }   // softplus(x), l = log1p_e()
-  double softplus_neg(double l) const { return (x < 0.0 ? -x : 0.0) + l; }  // softplus(-x)
-  double sigmoid_pos() const { return x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e); }  // sigmoid(x)
-  double sigmoid_neg() const { return x >= 0.0 ? e / (1.0 + e) : 1.0 / (1.0 + e); }  // sigmoid(-x)
-};
 
 // IEEE arithmetic for the scope of a kernel: round to nearest, subnormals
 // neither flushed nor read as zero.  MindSpore's graph-mode runtime threads

@@ -63,7 +63,7 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
           s.theta = theta;
           if (R == Reduction::kNone) s.out = out + f0;
           else s.sum = &partial[c];
-          s.precise = R != Reduction::kNone && n <= kChunkMin;
+          s.precise = R != Reduction::kNone && n <= kPreciseReductionMax;
           forward_segment<Loss, T, HW, HP>(s, vector);
         }
       });

@@ -8,6 +8,7 @@
 //     static constexpr const char *kInputName;   // and x's name in the message (domain_check.h)
 //     static double value(double x, double y, double w, double p);  // portable path
 //     static Grad grad(double x, double y, double w, double p, double g);
+//     static double value_precise(double x, double y, double w, double p);  // optional: small reductions
 //     // optional, both or neither (without them the loss runs the portable path only):
 //     template <class T, bool HW, bool HP> static void forward_avx2(const Segment<T> &);
 //     template <class T, bool HW, bool HP, int kOut> static void backward_avx2(const Segment<T> &);
@@ -25,12 +26,6 @@
 #include "lanes_avx2.h"
 
 namespace ms_bce {
-
-// Gradients of one element: dw and dp are this element's contributions,
-// summed over broadcast dimensions by the driver.
-struct Grad {
-  double dx, dy, dw, dp;
-};
 
 // Which gradients a backward entry point produces (a bit mask), in this order.
 enum GradOutput : int { kGradInput = 1, kGradTarget = 2, kGradWeight = 4, kGradPosWeight = 8 };
@@ -70,7 +65,7 @@ struct Segment {
   // forward: out for 'none', else the sum is added to *sum
   T *out = nullptr;
   double *sum = nullptr;
-  bool precise = false;  // a reduction small enough (one chunk) to compute each element in double
+  bool precise = false;  // a reduction small enough (kPreciseReductionMax) to compute each element in double
   const float *theta = nullptr;  // the loss's scalar parameters (kParams of them; nullptr: none)
   // backward: the incoming gradient per element (g, 'none') or one value
   const T *g = nullptr;
@@ -79,12 +74,13 @@ struct Segment {
   double *dw = nullptr, *dp = nullptr;   // contributions, unrounded; nullptr when not wanted
 };
 
-// The portable path: the loss's scalar element functions (double arithmetic).
+// The portable path: the loss's scalar element functions (../common/element_math.h).
 template <class Loss, class T, bool HW, bool HP>
 void forward_segment_scalar(const Segment<T> &s) {
   double acc = 0.0;
   for (int64_t i = 0; i < s.n; ++i) {
-    const double v = loss_value<Loss>(s.theta, to_float(s.x[i]), to_float(s.y[i]), HW ? s.w[i] : 1.0, HP ? s.p[i] : 1.0);
+    const double v = loss_value<Loss>(s.theta, to_float(s.x[i]), to_float(s.y[i]), HW ? s.w[i] : 1.0,
+                                      HP ? s.p[i] : 1.0, s.precise);
     if (s.out) s.out[i] = store_as<T>(v);
     else acc += v;
   }

@@ -62,14 +62,16 @@ struct ForwardElementwise {
   }
 };
 
-// forward, 'mean'/'sum': acc += L(i)
+// forward, 'mean'/'sum': acc += L(i); precise: each L(i) in double (a
+// reduction of at most kPreciseReductionMax elements, as the CPU library)
 template <class Loss, class T, bool HW, bool HP>
 struct ForwardSum {
   Operands<T, HW, HP> in;
+  bool precise;
   MS_BCE_HD void operator()(int64_t i, double *acc) const {
     double x, y, w, p;
     in.load(i, &x, &y, &w, &p);
-    acc[0] += loss_value<Loss>(in.theta, x, y, w, p);
+    acc[0] += loss_value<Loss>(in.theta, x, y, w, p, precise);
   }
 };
 
@@ -194,7 +196,7 @@ Status forward(Backend &be, Reduction red, const Args &a) {
     return be.store_one(out, store_as<T>(zero / divisor));  // mean: 0/0 = NaN; sum: 0
   }
   const Shape scalar;  // rank 0: sum everything into one output
-  return run_reduction<1>(be, make_reduce_plan(a.shape[0], scalar), ForwardSum<Loss, T, HW, HP>{in}, out,
+  return run_reduction<1>(be, make_reduce_plan(a.shape[0], scalar), ForwardSum<Loss, T, HW, HP>{in, n <= kPreciseReductionMax}, out,
                           static_cast<T *>(nullptr), divisor);
 }
 

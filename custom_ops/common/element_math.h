@@ -1,0 +1,180 @@
+// The per-element mathematics of both losses, written once: the CPU
+// library's portable path (custom_ops/cpu/*.cc derive their policies from
+// these structs and add the AVX2 path, which takes the same float32 steps 8
+// lanes at a time) and the GPU kernels (custom_ops/gpu/bce_math.cuh names
+// them), host C++17 or host and device under nvcc (MS_BCE_HD).
+//
+// BCEWithLogitsLoss: the loss and the gradient of the logits in float32
+// (bce_with_logits_math.inc over V = float: the AVX2 path's very operations,
+// so both give the same bits); the gradients of the targets, weight and
+// pos_weight from exp/log1p/reciprocal in float32 and the products after
+// them in double, as the AVX2 path.  What float32 cannot carry is redone in
+// double, as the vector path redoes a vector: |x| > kFarTail, where
+// exp(-|x|) becomes subnormal; a result that is NaN (0 * inf: mul0's 0),
+// infinite (an intermediate overflowed) or below 2^-100.
+//
+// BCELoss: float32 per element, logs correctly rounded (evaluated in
+// double), MindSpore 2.10's eps rule.
+#ifndef MS_BCE_COMMON_ELEMENT_MATH_H_
+#define MS_BCE_COMMON_ELEMENT_MATH_H_
+
+#include <math.h>
+#include <stdint.h>
+
+#include "vmath.h"  // (lanes.h: MS_BCE_HD)
+
+namespace ms_bce {
+
+namespace vmath {
+#define MS_BCE_VMATH_FN MS_BCE_HD inline
+#include "bce_with_logits_math.inc"
+#undef MS_BCE_VMATH_FN
+}  // namespace vmath
+
+// Gradients of one element: dw and dp are this element's contributions,
+// summed over broadcast dimensions by the driver.
+struct Grad {
+  double dx, dy, dw, dp;
+};
+
+// a * b, except that an exactly-zero factor gives exactly zero even when the
+// other is infinite (a term whose coefficient is zero contributes nothing).
+// NaN still propagates.
+template <class F>
+MS_BCE_HD inline F mul0(F a, F b) {
+  const F r = a * b;
+  return (r != r && a == a && b == b) ? F(0) : r;
+}
+
+// 'mean'/'sum' reductions of at most this many elements compute each element
+// in double (value_precise): a float32 element is off by up to a few ulp,
+// which can move a short mean across a rounding boundary (the seed example's
+// lies 0.22 ulp from one); larger ones stay within docs/numerics.rst's 1e-6.
+constexpr int64_t kPreciseReductionMax = int64_t{1} << 16;
+
+namespace element {
+
+// Beyond this |x|, exp(-|x|) is subnormal in float32 (or 0): the far tail's
+// terms would lose their relative accuracy, which a large weight, pos_weight
+// or incoming gradient brings back into range (x = 120, y = 1, w = 1e30:
+// 7.7e-23), so they are computed in double.
+constexpr float kFarTail = 87.0f;
+
+// A float32 result that must be redone in double: NaN, infinite, or below
+// 2^-100 (0 included), where subnormal terms would cost accuracy.
+MS_BCE_HD inline bool suspect(float r) {
+  const float a = ::fabsf(r);
+  return !(a >= 7.888609052210118e-31f) || a == INFINITY;
+}
+
+// e = exp(-|x|), r = 1 / (1 + e), l = log1p(e) of one logit.
+struct Logistic {
+  double e, r, l;
+  // float32 (vmath: <= 1.08, 0.5, 1.00 ulp), for |x| <= kFarTail
+  MS_BCE_HD static Logistic of_float(float x) {
+    const float e = vmath::exp_nonpos(vmath::neg_abs(x));
+    return Logistic{e, vmath::div(1.0f, vmath::add(1.0f, e)), vmath::log1p_unit(e)};
+  }
+  MS_BCE_HD static Logistic of_double(double x) {
+    const double e = ::exp(-::fabs(x));
+    return Logistic{e, 1.0 / (1.0 + e), ::log1p(e)};
+  }
+};
+
+// BCEWithLogitsLoss, stable form (docs/numerics.rst), sp(z) = softplus(z):
+//   L = W [ (1 - Y) sp(X) + P Y sp(-X) ]
+struct BceWithLogits {
+  static constexpr const char *kName = "BCEWithLogitsLoss";
+
+  // In double throughout, mul0's conventions (small reductions, and the
+  // results float32 cannot carry).
+  MS_BCE_HD static double value_precise(double x, double y, double w, double p) {
+    const double l = Logistic::of_double(x).l;
+    const double sp_pos = (x > 0.0 ? x : 0.0) + l, sp_neg = (x < 0.0 ? -x : 0.0) + l;
+    return mul0(w, mul0(1.0 - y, sp_pos) + mul0(mul0(p, y), sp_neg));
+  }
+
+  // The driver hands over float32-representable values as double: exact casts.
+  MS_BCE_HD static double value(double x, double y, double w, double p) {
+    const float xf = static_cast<float>(x);
+    if (::fabsf(xf) > kFarTail) return value_precise(x, y, w, p);
+    const float u = vmath::logits_unweighted(xf, static_cast<float>(y), static_cast<float>(p));
+    if (suspect(u)) return value_precise(x, y, w, p);
+    const float r = vmath::mul(static_cast<float>(w), u);
+    return suspect(r) ? value_precise(x, y, w, p) : r;
+  }
+
+  MS_BCE_HD static Grad grad(double x, double y, double w, double p, double g) {
+    const float xf = static_cast<float>(x);
+    const bool far = ::fabsf(xf) > kFarTail;
+    Grad r = grad_from(x, y, w, p, g, far ? Logistic::of_double(x) : Logistic::of_float(xf));
+    if (!far) {  // dX in float32, G W applied in double ('mean': dout / numel unrounded), rounded once
+      const float d = vmath::logits_dx_unweighted(xf, static_cast<float>(y), static_cast<float>(p));
+      const double dx = (g * w) * d;
+      if (!suspect(d) && dx == dx) r.dx = dx;  // (0 times an infinite factor: mul0's 0, below)
+    }
+    return r;
+  }
+
+  // All four gradients from t's e, r, l, in double:
+  //   dX = G W [(1 - Y) sigmoid(X) - P Y sigmoid(-X)]   (no cancellation in either tail)
+  //   dY = G W [P sp(-X) - sp(X)],  dW = G [(1 - Y) sp(X) + P Y sp(-X)],  dP = G W Y sp(-X)
+  MS_BCE_HD static Grad grad_from(double x, double y, double w, double p, double g, Logistic t) {
+    const double omy = 1.0 - y, py = p * y, gw = g * w, er = t.e * t.r;
+    const double sig_pos = x >= 0.0 ? t.r : er, sig_neg = x >= 0.0 ? er : t.r;
+    const double sp_pos = (x > 0.0 ? x : 0.0) + t.l, sp_neg = (x < 0.0 ? -x : 0.0) + t.l;
+    Grad r{gw * ::fma(omy, sig_pos, -(py * sig_neg)), gw * ::fma(p, sp_neg, -sp_pos),
+           g * ::fma(omy, sp_pos, py * sp_neg), gw * (y * sp_neg)};
+    if (r.dx == r.dx && r.dy == r.dy && r.dw == r.dw && r.dp == r.dp) return r;
+    const double py0 = mul0(p, y);  // NaN: 0 * inf somewhere, or a NaN operand
+    r.dx = mul0(g, mul0(w, mul0(omy, sig_pos) - mul0(py0, sig_neg)));
+    r.dy = mul0(g, mul0(w, mul0(p, sp_neg) - sp_pos));
+    r.dw = mul0(g, mul0(omy, sp_pos) + mul0(py0, sp_neg));
+    r.dp = mul0(g, mul0(w, mul0(y, sp_neg)));
+    return r;
+  }
+};
+
+// BCELoss, MindSpore 2.10's rule (custom_ops/cpu/bce.cc has the story),
+// each element in float32:
+//   L = -W [ Y log(a) + (1 - Y) log(b) ],  a = p + eps,  b = (1 - p) + eps
+// with exact derivatives of that guarded forward (finite at p = 0 and 1).
+struct Bce {
+  static constexpr const char *kName = "BCELoss";
+  // probabilities outside [0, 1] are refused (kOutOfRange), as PyTorch and the built-in refuse them
+  static constexpr bool kUnitIntervalInput = true;
+  static constexpr const char *kInputName = "logits";  // MindSpore's name in four of the five APIs
+
+  // eps = float32(1e-12); a literal, not a static member, so device code needs no symbol
+  MS_BCE_HD static float eps() { return 1e-12f; }
+
+  // Y log(a) + (1 - Y) log(b), in float32: the negated, unweighted loss (= -dL/dW).
+  MS_BCE_HD static float log_likelihood(float y, float la, float lb) { return mul0(y, la) + mul0(1.0f - y, lb); }
+
+  // log of a float32, correctly rounded (but in rare near-halfway cases): evaluated in double
+  MS_BCE_HD static float log_rounded(float a) { return static_cast<float>(::log(static_cast<double>(a))); }
+
+  // The driver hands over float32-representable values as double: exact casts.
+  MS_BCE_HD static double value(double pd, double yd, double wd, double /*unused*/) {
+    const float p = static_cast<float>(pd), y = static_cast<float>(yd), w = static_cast<float>(wd);
+    return -mul0(w, log_likelihood(y, log_rounded(p + eps()), log_rounded((1.0f - p) + eps())));
+  }
+
+  MS_BCE_HD static Grad grad(double pd, double yd, double wd, double /*unused*/, double gd) {
+    const float p = static_cast<float>(pd), y = static_cast<float>(yd), w = static_cast<float>(wd);
+    const float g = static_cast<float>(gd);
+    const float a = p + eps(), b = (1.0f - p) + eps();
+    const float la = log_rounded(a), lb = log_rounded(b);
+    Grad r;
+    r.dx = mul0(g, mul0(w, mul0(1.0f - y, 1.0f / b) - mul0(y, 1.0f / a)));
+    r.dy = mul0(g, mul0(w, lb - la));
+    r.dw = -mul0(g, log_likelihood(y, la, lb));
+    r.dp = 0.0;
+    return r;
+  }
+};
+
+}  // namespace element
+}  // namespace ms_bce
+
+#endif  // MS_BCE_COMMON_ELEMENT_MATH_H_
