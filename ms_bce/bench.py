@@ -72,15 +72,35 @@ class _Loss(nn.Cell):
         return self.fn(x, y, self.w, self.p, self.reduction)
 
 
+class _Step(nn.Cell):
+    """A training step as graph-mode training writes it (TrainOneStepCell's
+    shape): value_and_grad inside a Cell, so the whole step is one graph that
+    runs on the calling thread."""
+
+    def __init__(self, value_and_grad):
+        super().__init__()
+        self.value_and_grad = value_and_grad
+
+    def construct(self, x, y):
+        return self.value_and_grad(x, y)
+
+
 def _mindspore_cases(fn, x, y, w, p, mode):
     """{case: callable} for a MindSpore-style function: forward 'mean' and
     'none', and forward+backward, the loss and its gradient with respect to
-    the logits (value_and_grad: graph mode would otherwise drop the forward)."""
+    the logits (value_and_grad: graph mode would otherwise drop the forward),
+    inside a Cell; in graph mode also 'forward_backward_unwrapped', the same
+    value_and_grad called from Python (MindSpore then runs it on its pipeline
+    thread while the caller's wait spins: README, Benchmark)."""
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
     loss, loss_none = _Loss(fn, w, p), _Loss(fn, w, p, "none")
     value_and_grad = ms.value_and_grad(_Loss(fn, w, p), grad_position=0)
-    return {"forward": lambda: _sync(loss(x, y)), "forward_none": lambda: _sync(loss_none(x, y)),
-            "forward_backward": lambda: _sync(value_and_grad(x, y))}
+    step = _Step(value_and_grad)
+    cases = {"forward": lambda: _sync(loss(x, y)), "forward_none": lambda: _sync(loss_none(x, y)),
+             "forward_backward": lambda: _sync(step(x, y))}
+    if mode == "graph":
+        cases["forward_backward_unwrapped"] = lambda: _sync(value_and_grad(x, y))
+    return cases
 
 
 # ------------------------------------------------------------ the floors ---
@@ -120,7 +140,10 @@ def _floor_cases(w, p, mode):
     def bprop(x, y, w, p, out, dout):
         return write_op(x, y, w, p), zeros_like(y), zeros_like(w), zeros_like(p)
     train = ms.value_and_grad(_Floor("ms_bce_floor_read", w, p, bprop), grad_position=0)
-    return {"floor_read": read, "floor_read_write": read_write, "floor_train": train}
+    floors = {"floor_read": read, "floor_read_write": read_write, "floor_train": _Step(train)}
+    if mode == "graph":
+        floors["floor_train_unwrapped"] = train
+    return floors
 
 
 def _torch_cases(x, y, w, p, dtype, threads):
@@ -209,6 +232,12 @@ def _format_row(row, modes, have_torch):
                          + f", {ours / floor_of(row, mode, d):5.2f} x floor"
                          + (f" ({ours / row[f'floor_train_{mode}']:5.2f} x the training-step floor)"
                             if d == "forward_backward" else ""))
+        if f"ms_bce_{mode}_forward_backward_unwrapped" in row:
+            parts.append(f"  {mode:>8} forward+backward, value_and_grad called without a Cell: ms_bce "
+                         f"{_ms(row[f'ms_bce_{mode}_forward_backward_unwrapped'])} ms, built-in "
+                         f"{_ms(row[f'builtin_{mode}_forward_backward_unwrapped'])} ms, training-step floor "
+                         f"{_ms(row[f'floor_train_unwrapped_{mode}'])} ms (MindSpore's pipeline thread; the "
+                         f"caller's wait spins)")
     return "\n".join(parts)
 
 
@@ -258,6 +287,61 @@ def scaling(n, repeats, log=print):
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
         ms_bce.set_num_threads(before)
+    return out
+
+
+def _launch(lib, name, arrays):
+    """Calls a CPU library entry point directly (MindSpore's Custom AOT
+    arguments: the tensors' data, ranks, shapes and dtype names); its status."""
+    import ctypes
+    n = len(arrays)
+    shapes = [np.array(a.shape, np.int64) for a in arrays]
+    fn = getattr(lib, name)
+    fn.restype = ctypes.c_int
+    return fn(n, (ctypes.c_void_p * n)(*[a.ctypes.data for a in arrays]), (ctypes.c_int * n)(*[a.ndim for a in arrays]),
+              (ctypes.POINTER(ctypes.c_int64) * n)(*[s.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)) for s in shapes]),
+              (ctypes.c_char_p * n)(*[b"float32"] * n), None, None)
+
+
+def arithmetic(repeats, elements=1 << 17, log=print):
+    """The kernels' arithmetic alone: the CPU library's entry points called
+    directly (no MindSpore), one kernel thread, on float32 inputs that stay in
+    the last-level cache (2 MiB and 4 MiB), in ns per element: the forward
+    'mean' (above the size whose elements are computed in double), the
+    gradient of the logits ('mean') and the read floor.  The difference of the
+    two sizes' times, over the difference of their element counts, cancels
+    each call's fixed cost.  What the arithmetic costs once memory is out of
+    the way: times the element count over the threads, a bound below which no
+    memory system takes the kernel."""
+    import ctypes
+    lib = ctypes.CDLL(ms_bce._kernels.library_path("CPU"))
+    rng = np.random.default_rng(2)
+    n2 = 2 * elements
+    x, y = rng.normal(scale=3.0, size=n2).astype(np.float32), (rng.random(n2) > 0.5).astype(np.float32)
+    w, p = rng.uniform(0.5, 2.0, n2).astype(np.float32), rng.uniform(0.5, 3.0, n2).astype(np.float32)
+    zero_d, dout, dx = np.zeros((), np.float32), np.ones((), np.float32), np.empty(n2, np.float32)
+
+    def calls(n):
+        ins = [a[:n] for a in (x, y, w, p)]
+        return {"forward": ("bce_with_logits_forward_mean_wp", ins + [zero_d]),
+                "dx": ("bce_with_logits_backward_input_mean_wp", ins + [dout, dx[:n]]),
+                "floor_read": ("ms_bce_floor_read", ins + [zero_d])}
+    before = ms_bce.get_num_threads()
+    ms_bce.set_num_threads(1)
+    out = {}
+    try:
+        small, large = calls(elements), calls(n2)
+        for name in small:
+            times = []
+            for entry, arrays in (small[name], large[name]):
+                if _launch(lib, entry, arrays) != 0:
+                    raise RuntimeError(f"{entry} failed")
+                times.append(_median_time(lambda: _launch(lib, entry, arrays), repeats))
+            out[name] = (times[1] - times[0]) / elements * 1e9
+    finally:
+        ms_bce.set_num_threads(before)
+    log(f"arithmetic alone (float32 in cache, 1 kernel thread, no MindSpore): "
+        + ", ".join(f"{k} {v:.3f} ns/element" for k, v in out.items()))
     return out
 
 
@@ -324,9 +408,16 @@ def main(argv=None):
     print(f"machine: {machine()}")
     rows = run(sizes, args.repeats, args.dtypes.split(","), modes, args.threads)
     result = {"machine": machine(), "rows": rows}
+    result["arithmetic"] = arithmetic(max(args.repeats, 21))
+    n_max, threads = max(sizes), ms_bce.get_num_threads()
+    big = [r for r in rows if r["n"] == n_max and r["dtype"] == "float32" and "floor_read_graph" in r]
+    if big:
+        fwd_ms = result["arithmetic"]["forward"] * n_max / threads * 1e-6
+        print(f"  -> at n={n_max:,} on {threads} thread(s): the forward's arithmetic alone takes {fwd_ms:.3f} ms, "
+              f"{fwd_ms / (1e3 * big[0]['floor_read_graph']):.2f} x the graph read floor measured above")
     if args.scaling:
-        print(f"threads, graph mode, float32, n={max(sizes):,}:")
-        result["scaling"] = {"n": max(sizes), "threads": scaling(max(sizes), args.repeats)}
+        print(f"threads, graph mode, float32, n={n_max:,}:")
+        result["scaling"] = {"n": n_max, "threads": scaling(n_max, args.repeats)}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)

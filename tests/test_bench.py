@@ -27,12 +27,21 @@ def test_bench_runs_and_writes_results(tmp_path, capsys):
             for key in [f"floor_{f}_{mode}" for f in ("read", "read_write", "train")] + \
                        [f"{impl}_{mode}_{case}" for impl in ("ms_bce", "builtin") for case in bench.CASES]:
                 assert row[key] > 0, key
+        for key in ("floor_train_unwrapped_graph", "ms_bce_graph_forward_backward_unwrapped",
+                    "builtin_graph_forward_backward_unwrapped"):
+            assert row[key] > 0, key
+        assert "ms_bce_pynative_forward_backward_unwrapped" not in row  # graph mode's only
     assert set(result["scaling"]["threads"]) >= {"1"} and result["scaling"]["n"] == 2000
     for times in result["scaling"]["threads"].values():
-        assert set(times) == {"floor_read", "floor_read_write", "floor_train", "ms_bce_forward",
-                              "ms_bce_forward_none", "ms_bce_forward_backward"}
+        assert set(times) == {"floor_read", "floor_read_write", "floor_train", "floor_train_unwrapped",
+                              "ms_bce_forward", "ms_bce_forward_none", "ms_bce_forward_backward",
+                              "ms_bce_forward_backward_unwrapped"}
+    assert set(result["arithmetic"]) == {"forward", "dx", "floor_read"}
+    # in cache the loss costs more per element than reading its inputs, and some
+    assert 0 < result["arithmetic"]["floor_read"] < result["arithmetic"]["forward"] < 1e3
     out = capsys.readouterr().out
     assert "machine:" in out and "built-in" in out and "x floor" in out and "training-step floor" in out
+    assert "called without a Cell" in out and "arithmetic alone" in out and "x the graph read floor" in out
     table = (tmp_path / "bench.md").read_text().splitlines()
     assert table[0].startswith("Machine: ")
     # a header, a rule and one line per (dtype, size, mode, case)
@@ -68,6 +77,22 @@ def test_floor_operators_through_mindspore(mode):
     floors = bench._floor_cases(w, p, mode)
     assert float(floors["floor_read"](x, y).asnumpy()) == 150.0
     np.testing.assert_array_equal(floors["floor_read_write"](x, y).asnumpy(), np.full((5, 3), 10.0))
-    value, dx = floors["floor_train"](x, y)
+    value, dx = floors["floor_train"](x, y)  # (a training step: value_and_grad inside a Cell)
     assert float(value.asnumpy()) == 150.0
     np.testing.assert_array_equal(dx.asnumpy(), np.full((5, 3), 10.0))
+
+
+def test_training_step_cell_gives_value_and_grad_results(mode):
+    """The benchmark's training step (value_and_grad inside a Cell) computes
+    what value_and_grad called directly computes."""
+    rng = np.random.default_rng(6)
+    x, y, w, p = (ms.Tensor(rng.uniform(0.1, 1.0, (4, 3)).astype(np.float32)) for _ in range(4))
+    import ms_bce
+    cases = bench._mindspore_cases(ms_bce.ops.binary_cross_entropy_with_logits, x, y, w, p, mode)
+    value_and_grad = ms.value_and_grad(bench._Loss(ms_bce.ops.binary_cross_entropy_with_logits, w, p),
+                                       grad_position=0)
+    want_value, want_dx = value_and_grad(x, y)
+    got_value, got_dx = cases["forward_backward"]()
+    assert float(got_value.asnumpy()) == float(want_value.asnumpy())
+    np.testing.assert_array_equal(got_dx.asnumpy(), want_dx.asnumpy())
+    assert ("forward_backward_unwrapped" in cases) == (mode == "graph")

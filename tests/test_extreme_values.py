@@ -8,7 +8,9 @@
   underflows for a tiny dout;
 - the per-element contributions to the gradients of a broadcast weight or
   pos_weight were rounded to float32 before being summed, so two that
-  overflow float32 with opposite signs gave NaN where the true sum is finite.
+  overflow float32 with opposite signs gave NaN where the true sum is finite;
+- the float32 gradient of the logits carried G W as a float32 pair, whose low
+  part is lost where G or G W is subnormal (g = 1e-40) while dX is not.
 """
 import mindspore as ms
 import numpy as np
@@ -172,3 +174,26 @@ def test_an_overflowing_intermediate_is_redone_where_the_result_is_finite():
     want_dx = ref.bce_with_logits_grads(x, y, w, p, "none", np.full(n, 1e-3))[0]
     assert np.all(np.isfinite(dx))
     np.testing.assert_allclose(dx, want_dx, rtol=4 * 2.0 ** -23)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_a_subnormal_incoming_gradient_keeps_dx_accurate(reduction):
+    """Found by the long property profile: g = 1e-40 (subnormal in float32)
+    times y = 3.4e38 gives dX = -0.048; the float32 path's G W = g w lost its
+    low bits (4e-6 relative): such elements are redone in double.  'none':
+    dout per element ('none' above one chunk, the vector path); 'mean':
+    dout = 1e-40 spread over 3 elements."""
+    n = 70_000 if reduction == "none" else 3
+    x = np.full(n, -4.5573664, np.float32)
+    y = np.full(n, 3.4028235e38, np.float32)
+    w = np.full(n, 1.4239873, np.float32)
+    y[1::2] = 0.25  # ordinary lanes beside them
+    g = np.full(n, 1e-40, np.float32) if reduction == "none" else np.float32(1e-40)
+
+    def f(a):  # dout reaches the kernel as given (a product with MindSpore's Mul may flush it to 0)
+        return ms_bce.ops.binary_cross_entropy_with_logits(a, Tensor(y), Tensor(w), None, reduction)
+    _, vjp = ms.vjp(f, Tensor(x))
+    got = to_np(vjp(Tensor(g))[0])
+    want = ref.bce_with_logits_grads(x, y, w, None, reduction, g.astype(np.float64))[0]
+    assert_ulps(got, want, ms.float32, 4, scale=grad_scales(x, y, w, None, reduction, g.astype(np.float64))[0])
+    assert abs(float(got[0])) > 1e-3

@@ -72,7 +72,7 @@ struct Logistic {
   double e, r, l;
   // float32 (vmath: <= 1.08, 0.5, 1.00 ulp), for |x| <= kFarTail
   MS_BCE_HD static Logistic of_float(float x) {
-    const float e = vmath::exp_nonpos(vmath::neg_abs(x));
+    const float e = vmath::exp_normal(vmath::neg_abs(x));
     return Logistic{e, vmath::div(1.0f, vmath::add(1.0f, e)), vmath::log1p_unit(e)};
   }
   MS_BCE_HD static Logistic of_double(double x) {
@@ -108,10 +108,12 @@ struct BceWithLogits {
     const float xf = static_cast<float>(x);
     const bool far = ::fabsf(xf) > kFarTail;
     Grad r = grad_from(x, y, w, p, g, far ? Logistic::of_double(x) : Logistic::of_float(xf));
-    if (!far) {  // dX in float32, G W applied in double ('mean': dout / numel unrounded), rounded once
+    if (!far) {  // dX in float32, G ('mean': dout / numel, unrounded) as a float32 pair
       const float d = vmath::logits_dx_unweighted(xf, static_cast<float>(y), static_cast<float>(p));
-      const double dx = (g * w) * d;
-      if (!suspect(d) && dx == dx) r.dx = dx;  // (0 times an infinite factor: mul0's 0, below)
+      const float g_head = static_cast<float>(g), g_tail = static_cast<float>(g - g_head);
+      const float wf = static_cast<float>(w), dx = vmath::scale_by_gw(g_head, g_tail, wf, d);
+      // G and G W tiny too: their float32 pair would lose its low part (g = 1e-40)
+      if (!suspect(d) && !suspect(dx) && !suspect(g_head) && !suspect(vmath::mul(g_head, wf))) r.dx = dx;
     }
     return r;
   }

@@ -5,7 +5,7 @@
 // finds these overloads by ordinary lookup; 8 AVX2 lanes (F8) have their own
 // in ms_bce::avx2, where custom_ops/cpu/lanes_avx2.h includes the same text.
 //
-// A lane type V comes with integer lanes I (decltype(to_int(v))) and a mask
+// A lane type V comes with integer lanes I (decltype(as_int(v))) and a mask
 // M; for V = float, I = int32_t and M = bool.  Every lane type provides:
 //   V(c), I(c)             c in every lane
 //   add sub mul div        one IEEE operation each, rounded once, never fused
@@ -13,16 +13,11 @@
 //   fnma(a, b, c)          -(a * b) + c, rounded once
 //   max(a, b)              a > b ? a : b, as x86's maxps: b where either is NaN
 //   neg(a), neg_abs(a)     -a and -|a| (the sign bit only: exact, NaN kept)
-//   round_even(a)          a rounded to an integral value, ties to even
-//   to_int(a)              an integral a, |a| < 2^31, as I (exact)
 //   add(I, I)              wrapping 32-bit add
-//   greater(I, I) -> M     a > b, signed
 //   not_less(V, V) -> M    a >= b (false where either is NaN)
-//   masked(M, I)           the lanes of I where M is set, 0 elsewhere
 //   shl(I, n)              shift left by n bits (0 <= n < 32), zeros shifted in
-//   as_float(I)            the bits of I as V
+//   as_float(I), as_int(V) the bits of one as the other
 //   select(M, a, b)        a where M is set, else b
-//   is_nan(a) -> M
 // Results are bit-identical across lane types for the same arguments (the
 // tests check vmath.h's functions over every float32 of their domains).
 //
@@ -30,11 +25,11 @@
 // into an FMA whatever --fmad says.  Host compilers contract (under
 // -ffp-contract=fast, GCC's default in GNU mode) only a multiply whose result
 // feeds an add or subtract and nothing else; no multiply in vmath.h does, so
-// the host results do not depend on that flag either.  (nvcc turns max's
-// ternary into max.f32 where it may: vmath's b, -104, is neither NaN nor 0.)
-// Rounding: round_even is rintf, which rounds in the current rounding mode,
-// round to nearest on the host as the CPU kernels run (IeeeFloatScope) and
-// always on the device.
+// the host results do not depend on that flag either.  (nvcc may turn max's
+// ternary into max.f32, which also gives b for a NaN a, and may differ in the
+// sign of a zero result only: max(x, 0) + l does not see it.)
+// Rounding: round to nearest, on the host as the CPU kernels run
+// (IeeeFloatScope) and always on the device.
 #ifndef MS_BCE_COMMON_LANES_H_
 #define MS_BCE_COMMON_LANES_H_
 
@@ -95,20 +90,10 @@ MS_BCE_HD inline float fnma(float a, float b, float c) { return fma(-a, b, c); }
 MS_BCE_HD inline float max(float a, float b) { return a > b ? a : b; }
 MS_BCE_HD inline float neg(float a) { return -a; }
 MS_BCE_HD inline float neg_abs(float a) { return -::fabsf(a); }
-MS_BCE_HD inline float round_even(float a) { return ::rintf(a); }
-MS_BCE_HD inline int32_t to_int(float a) {
-#if defined(__CUDA_ARCH__)
-  return __float2int_rn(a);
-#else
-  return static_cast<int32_t>(a);
-#endif
-}
 MS_BCE_HD inline int32_t add(int32_t a, int32_t b) {
   return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
 }
-MS_BCE_HD inline bool greater(int32_t a, int32_t b) { return a > b; }
 MS_BCE_HD inline bool not_less(float a, float b) { return a >= b; }
-MS_BCE_HD inline int32_t masked(bool m, int32_t v) { return m ? v : 0; }
 MS_BCE_HD inline int32_t shl(int32_t a, int n) { return static_cast<int32_t>(static_cast<uint32_t>(a) << n); }
 MS_BCE_HD inline float as_float(int32_t a) {
 #if defined(__CUDA_ARCH__)
@@ -119,8 +104,16 @@ MS_BCE_HD inline float as_float(int32_t a) {
   return f;
 #endif
 }
+MS_BCE_HD inline int32_t as_int(float a) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_int(a);
+#else
+  int32_t i;
+  memcpy(&i, &a, sizeof i);
+  return i;
+#endif
+}
 MS_BCE_HD inline float select(bool m, float a, float b) { return m ? a : b; }
-MS_BCE_HD inline bool is_nan(float a) { return a != a; }
 
 }  // namespace vmath
 }  // namespace ms_bce

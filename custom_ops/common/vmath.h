@@ -7,11 +7,11 @@
 // whatever V (tests/test_vmath_lanes.py checks every float32 of both
 // domains, float against the AVX2 lanes).
 //
-//   float vmath::exp_nonpos(float t);   F8 avx2::exp_nonpos(F8 t);
+//   float vmath::exp_normal(float t);   F8 avx2::exp_normal(F8 t);
 //   float vmath::log1p_unit(float e);   F8 avx2::log1p_unit(F8 e);
 //
 // Accuracy, measured exhaustively against double libm:
-//   exp_nonpos: e^t for t <= 0, subnormal results included   <= 1.08 ULP
+//   exp_normal: e^t for t in [-87.5, 0] (results from 1e-38)  <= 1.08 ULP
 //   log1p_unit: log1p(e) for e in [0, 1]                      <= 1.00 ULP
 // NaN passes through; no fast-math: inf and NaN keep their IEEE meaning.
 // Host C++17, or host and device under nvcc (MS_BCE_HD).

@@ -38,15 +38,19 @@ namespace avx2 {
 namespace logits_avx2 {
 using namespace avx2;
 
-// True when a float32 vector must be redone in double: a lane that
-// element::suspect() names (NaN; infinite: an intermediate may have
-// overflowed where the result does not, P = 3.3e38, Y = 1.2; below 2^-100).
-// Such results arise only from extreme operands, so this is rare.
-MS_BCE_VINLINE bool suspect(__m256 r) {
-  const __m256 a = abs(r);
-  const __m256 small = _mm256_cmp_ps(a, splat(7.888609052210118e-31f), _CMP_NGE_UQ);  // < 2^-100, or NaN
-  const __m256 inf = _mm256_cmp_ps(a, splat(INFINITY), _CMP_EQ_OQ);
-  return _mm256_movemask_ps(_mm256_or_ps(small, inf)) != 0;
+// True when a float32 vector must be redone in double (the forward's and
+// dX's one test): a lane with |x| > element::kFarTail or NaN, or where u (the
+// unweighted loss or dX) or r (its weighted value) is what element::suspect()
+// names: NaN, infinite (an intermediate may have overflowed where the result
+// does not: P = 3.3e38, Y = 1.2) or below 2^-100.  r's NaN shows in
+// min(|u|, |r|), which is |r| where either is NaN.  Such results arise only
+// from extreme operands, so this is rare.
+MS_BCE_VINLINE bool redo(__m256 x, __m256 u, __m256 r) {
+  const __m256 ar = abs(r);
+  const __m256 far = _mm256_cmp_ps(abs(x), splat(element::kFarTail), _CMP_NLE_UQ);
+  const __m256 small = _mm256_cmp_ps(_mm256_min_ps(abs(u), ar), splat(7.888609052210118e-31f), _CMP_NGE_UQ);
+  const __m256 inf = _mm256_cmp_ps(ar, splat(INFINITY), _CMP_EQ_OQ);
+  return _mm256_movemask_ps(_mm256_or_ps(_mm256_or_ps(far, small), inf)) != 0;
 }
 
 MS_BCE_VINLINE __m256d max0_pd(__m256d v) { return _mm256_max_pd(v, _mm256_setzero_pd()); }
@@ -132,43 +136,52 @@ MS_BCE_VINLINE void grads(__m256d x, __m256d y, __m256d w, __m256d p, __m256d g,
 template <class T, bool HW, bool HP>
 void BceWithLogits::forward_avx2(const Segment<T> &s) {
   using namespace avx2;
+  const __m256 zero = _mm256_setzero_ps();
   __m256d sum_lo = _mm256_setzero_pd(), sum_hi = _mm256_setzero_pd();
+  // float32 results are added 4 vectors at a time before the double sums
+  // (3 roundings: within 3 * 2^-24 of the terms' size, well inside 1e-6)
+  __m256 pending = zero;
+  int n_pending = 0;
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : splat(1.0f);
     const __m256 p = HP ? load_operand(s.p_native, s.p, i, m) : splat(1.0f);
-    __m256d lo, hi;
-    __m256 r = _mm256_setzero_ps();
-    bool in_double = s.precise || logits_avx2::any_far_tail(x);
+    __m256 r = zero;
+    bool in_double = s.precise;
     if (!in_double) {
-      r = logits_unweighted(F8(x), F8(y), F8(p)).v;
-      in_double = logits_avx2::suspect(r);
-      if (HW) {
-        r = _mm256_mul_ps(w, r);
-        in_double = in_double || logits_avx2::suspect(r);  // 0 * inf (mul0's 0), overflow
-      }
+      const __m256 u = logits_unweighted(F8(x), F8(y), F8(p)).v;
+      r = HW ? _mm256_mul_ps(w, u) : u;
+      in_double = logits_avx2::redo(x, u, r);
     }
     if (in_double) {
-      lo = logits_avx2::loss_precise(low_pd(x), low_pd(y), low_pd(w), low_pd(p), HW);
-      hi = logits_avx2::loss_precise(high_pd(x), high_pd(y), high_pd(w), high_pd(p), HW);
-      r = to_ps(lo, hi);
+      const __m256d lo = logits_avx2::loss_precise(low_pd(x), low_pd(y), low_pd(w), low_pd(p), HW);
+      const __m256d hi = logits_avx2::loss_precise(high_pd(x), high_pd(y), high_pd(w), high_pd(p), HW);
+      if (s.out) {
+        store_n(s.out + i, to_ps(lo, hi), m);
+      } else if (m < kLanes) {  // padded lanes do not count
+        sum_lo = _mm256_add_pd(sum_lo, _mm256_and_pd(lo, lane_mask_pd(m, false)));
+        sum_hi = _mm256_add_pd(sum_hi, _mm256_and_pd(hi, lane_mask_pd(m, true)));
+      } else {
+        sum_lo = _mm256_add_pd(sum_lo, lo);
+        sum_hi = _mm256_add_pd(sum_hi, hi);
+      }
+      return;
     }
     if (s.out) {
       store_n(s.out + i, r, m);
       return;
     }
-    if (!in_double) {
-      lo = low_pd(r);
-      hi = high_pd(r);
+    pending = _mm256_add_ps(pending, m < kLanes ? select(lane_mask(m), r, zero) : r);
+    if (++n_pending == 4) {
+      accumulate(&sum_lo, &sum_hi, pending);
+      pending = zero;
+      n_pending = 0;
     }
-    if (m < kLanes) {  // padded lanes do not count
-      lo = _mm256_and_pd(lo, lane_mask_pd(m, false));
-      hi = _mm256_and_pd(hi, lane_mask_pd(m, true));
-    }
-    sum_lo = _mm256_add_pd(sum_lo, lo);
-    sum_hi = _mm256_add_pd(sum_hi, hi);
   });
-  if (!s.out) *s.sum += total(sum_lo, sum_hi);
+  if (!s.out) {
+    accumulate(&sum_lo, &sum_hi, pending);
+    *s.sum += total(sum_lo, sum_hi);
+  }
 }
 
 template <class T, bool HW, bool HP, int kOut>
@@ -176,36 +189,36 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
   using namespace avx2;
   constexpr bool kDx = kOut & kGradInput, kSoftplus = kOut & ~kGradInput;
   const __m256 one = splat(1.0f);
+  // 'mean'/'sum': G = dout / numel (a double) as a float32 pair (scale_by_gw)
+  const float g_scalar_head = static_cast<float>(s.g_scalar);
+  const __m256 g_head = splat(g_scalar_head), g_tail = splat(static_cast<float>(s.g_scalar - g_scalar_head));
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : one;
     const __m256 p = HP ? load_operand(s.p_native, s.p, i, m) : one;
-    const __m256 g = s.g ? load_n(s.g + i, m) : _mm256_setzero_ps();
+    const __m256 g = s.g ? load_n(s.g + i, m) : g_head;
     const __m256d g_lo = s.g ? low_pd(g) : splat_pd(s.g_scalar), g_hi = s.g ? high_pd(g) : splat_pd(s.g_scalar);
-    const bool far = logits_avx2::any_far_tail(x);
     // dX in float32, for the one-output gradient (graph mode's training step)
     // and the fused backward alike, so both give the same bits
     bool dx_done = false;
     if constexpr (kDx) {
-      if (!far) {
-        const __m256 d = logits_dx_unweighted(F8(x), F8(y), F8(p)).v;
-        if (!logits_avx2::suspect(d)) {  // G W applied in double ('mean': dout / numel unrounded), rounded once
-          const __m256d lo = _mm256_mul_pd(HW ? _mm256_mul_pd(g_lo, low_pd(w)) : g_lo, low_pd(d));
-          const __m256d hi = _mm256_mul_pd(HW ? _mm256_mul_pd(g_hi, high_pd(w)) : g_hi, high_pd(d));
-          if (!logits_avx2::any_nan_pd(_mm256_or_pd(lo, hi))) {  // (0 times an infinite factor: mul0's 0)
-            store_n(s.dx + i, to_ps(lo, hi), m);
-            dx_done = true;
-          }
-        }
+      const __m256 d = logits_dx_unweighted(F8(x), F8(y), F8(p)).v;
+      const __m256 dx = scale_by_gw(F8(g), F8(s.g ? _mm256_setzero_ps() : g_tail), F8(w), F8(d)).v;
+      // G and G W tiny too: their float32 pair would lose its low part (g = 1e-40)
+      const __m256 smallest = _mm256_min_ps(abs(d), _mm256_min_ps(abs(g), abs(_mm256_mul_ps(g, w))));
+      if (!logits_avx2::redo(x, smallest, dx)) {
+        store_n(s.dx + i, dx, m);
+        dx_done = true;
       }
       if (kOut == kGradInput && dx_done) return;
     }
+    const bool far = logits_avx2::any_far_tail(x);
     __m256d e[2], r[2], l[2];
     if (far) {  // rare: exp and log1p in double
       logits_avx2::logistic_pd(low_pd(x), &e[0], &r[0], &l[0]);
       logits_avx2::logistic_pd(high_pd(x), &e[1], &r[1], &l[1]);
     } else {
-      const __m256 ef = exp_nonpos(neg_abs(x));
+      const __m256 ef = exp_normal(neg_abs(x));
       const __m256 rf = kDx ? _mm256_div_ps(one, _mm256_add_ps(one, ef)) : ef;
       const __m256 lf = kSoftplus ? log1p_unit(ef) : ef;
       e[0] = low_pd(ef), e[1] = high_pd(ef), r[0] = low_pd(rf), r[1] = high_pd(rf);

@@ -2,7 +2,7 @@
 // F8 (the floats), I8 (their 32-bit integer lanes) and M8 (a lane mask, all
 // ones or all zeros per lane), the lane primitives of ../common/lanes.h for
 // them, and ../common/vmath_functions.inc included here, in the AVX2 target
-// region, as avx2::exp_nonpos(F8) and avx2::log1p_unit(F8), with the
+// region, as avx2::exp_normal(F8) and avx2::log1p_unit(F8), with the
 // __m256 overloads the vector kernels call.  Each primitive is one
 // instruction and everything is forced inline, so the functions compile to
 // the instructions of the hand-written AVX2 maths they replaced (the same
@@ -51,26 +51,20 @@ MS_BCE_VINLINE F8 fnma(F8 a, F8 b, F8 c) { return F8(_mm256_fnmadd_ps(a.v, b.v, 
 MS_BCE_VINLINE F8 max(F8 a, F8 b) { return F8(_mm256_max_ps(a.v, b.v)); }  // b where either is NaN
 MS_BCE_VINLINE F8 neg(F8 a) { return F8(_mm256_xor_ps(a.v, _mm256_set1_ps(-0.0f))); }
 MS_BCE_VINLINE F8 neg_abs(F8 a) { return F8(_mm256_or_ps(a.v, _mm256_set1_ps(-0.0f))); }
-MS_BCE_VINLINE F8 round_even(F8 a) {
-  return F8(_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-}
-MS_BCE_VINLINE I8 to_int(F8 a) { return I8(_mm256_cvtps_epi32(a.v)); }  // exact: a is integral
 MS_BCE_VINLINE I8 add(I8 a, I8 b) { return I8(_mm256_add_epi32(a.v, b.v)); }
-MS_BCE_VINLINE M8 greater(I8 a, I8 b) { return M8{_mm256_castsi256_ps(_mm256_cmpgt_epi32(a.v, b.v))}; }
 MS_BCE_VINLINE M8 not_less(F8 a, F8 b) { return M8{_mm256_cmp_ps(a.v, b.v, _CMP_GE_OQ)}; }
-MS_BCE_VINLINE I8 masked(M8 m, I8 a) { return I8(_mm256_and_si256(_mm256_castps_si256(m.v), a.v)); }
 MS_BCE_VINLINE I8 shl(I8 a, int n) { return I8(_mm256_slli_epi32(a.v, n)); }  // n a constant once inlined
 MS_BCE_VINLINE F8 as_float(I8 a) { return F8(_mm256_castsi256_ps(a.v)); }
+MS_BCE_VINLINE I8 as_int(F8 a) { return I8(_mm256_castps_si256(a.v)); }
 MS_BCE_VINLINE F8 select(M8 m, F8 a, F8 b) { return F8(_mm256_blendv_ps(b.v, a.v, m.v)); }
-MS_BCE_VINLINE M8 is_nan(F8 a) { return M8{_mm256_cmp_ps(a.v, a.v, _CMP_UNORD_Q)}; }
 
-// exp_nonpos(F8), log1p_unit(F8): the text vmath.h compiles for V = float.
+// exp_normal(F8), log1p_unit(F8): the text vmath.h compiles for V = float.
 #define MS_BCE_VMATH_FN MS_BCE_VINLINE
 #include "../common/vmath_functions.inc"
 #undef MS_BCE_VMATH_FN
 
 // The same for bare __m256, as the vector kernels call them.
-MS_BCE_VINLINE __m256 exp_nonpos(__m256 t) { return exp_nonpos(F8(t)).v; }
+MS_BCE_VINLINE __m256 exp_normal(__m256 t) { return exp_normal(F8(t)).v; }
 MS_BCE_VINLINE __m256 log1p_unit(__m256 e) { return log1p_unit(F8(e)).v; }
 
 }  // namespace avx2

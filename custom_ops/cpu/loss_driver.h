@@ -57,15 +57,17 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
         int64_t begin, end;
         chunk_range(n, chunks, c, &begin, &end);
         ChunkOperands<T, HW, HP> in(params, wi, pi);
+        double chunk_sum = 0.0;  // this thread's own, stored once: partial[] shares cache lines between threads
         for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
-          if (!domain.segment_ok(c, x, f0, std::min(kSegment, end - f0))) return;
+          if (!domain.segment_ok(c, x, f0, std::min(kSegment, end - f0))) break;
           Segment<T> s = in.segment(f0, end, vector);
           s.theta = theta;
           if (R == Reduction::kNone) s.out = out + f0;
-          else s.sum = &partial[c];
+          else s.sum = &chunk_sum;
           s.precise = R != Reduction::kNone && n <= kPreciseReductionMax;
           forward_segment<Loss, T, HW, HP>(s, vector);
         }
+        partial[c] = chunk_sum;
       });
       if (st != kOk) return st;
       if (const int bad = domain.status(x)) return bad;

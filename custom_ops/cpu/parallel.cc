@@ -148,7 +148,7 @@ void vector_math(int fn, const float *in, float *out, int64_t n) {
   using namespace avx2;
   for_each_vector(n, [&](int64_t i, int64_t m) {
     const __m256 v = load_n(in + i, m);
-    store_n(out + i, fn == 0 ? exp_nonpos(v) : fn == 1 ? log1p_unit(v) : log_via_double(v), m);
+    store_n(out + i, fn == 0 ? exp_normal(v) : fn == 1 ? log1p_unit(v) : log_via_double(v), m);
   });
 }
 MS_BCE_AVX2_END
@@ -195,7 +195,7 @@ MS_BCE_EXPORT int ms_bce_get_simd_path() {
 }
 
 // The vector maths, for tests that measure their accuracy (tests/test_vector_math.py):
-// fn 0: exp_nonpos, 1: log1p_unit, 2: log_via_double, over n float32 values.
+// fn 0: exp_normal, 1: log1p_unit, 2: log_via_double, over n float32 values.
 // Returns kBadDtype where this CPU has no AVX2 path.
 MS_BCE_EXPORT int ms_bce_vector_math(int fn, const float *in, float *out, int64_t n) {
 #if defined(MS_BCE_HAVE_AVX2_PATH)

@@ -1,6 +1,6 @@
 // custom_ops/common/vmath.h's element maths, for tests/test_vmath_lanes.py:
 // the float instantiation (the scalar and device text) and the F8 one
-// (custom_ops/cpu/lanes_avx2.h) against avx2::exp_nonpos(__m256) and
+// (custom_ops/cpu/lanes_avx2.h) against avx2::exp_normal(__m256) and
 // avx2::log1p_unit(__m256), which the vector kernels call, bit for bit, over ranges of float32 bit patterns, and the
 // float instantiation on arrays (its accuracy is measured in NumPy).
 //
@@ -25,21 +25,20 @@ constexpr int64_t kChunk = 1 << 14;  // bit patterns per block (a multiple of 8)
 float from_bits(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
 uint32_t to_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 
-// fn 0: exp_nonpos, 1: log1p_unit; 2: the harness's control, exp_nonpos
+// fn 0: exp_normal, 1: log1p_unit; 2: the harness's control, exp_normal
 // evaluated one bit pattern further on (float and F8) than avx2:: is, which
 // must show mismatches.
 void scalar_block(int fn, uint32_t first, int64_t n, float *out) {
   const uint32_t shift = fn == 2 ? 1 : 0;
   for (int64_t i = 0; i < n; ++i) {
     const float x = from_bits(first + static_cast<uint32_t>(i) + shift);
-    out[i] = fn == 1 ? ms_bce::vmath::log1p_unit(x) : ms_bce::vmath::exp_nonpos(x);
+    out[i] = fn == 1 ? ms_bce::vmath::log1p_unit(x) : ms_bce::vmath::exp_normal(x);
   }
 }
 
 // The same bits, or NaN on both sides: a NaN's payload after arithmetic
 // depends on which operand order the compiler picked for an FMA (with GCC 12
-// and glibc the payloads agree too; exp_nonpos returns a NaN t itself, which
-// tests/test_vmath_lanes.py checks bit for bit).
+// and glibc the payloads agree too).
 bool same(float a, float b) { return to_bits(a) == to_bits(b) || (a != a && b != b); }
 
 }  // namespace
@@ -60,8 +59,8 @@ void vector_block(int fn, uint32_t first, int64_t n, float *ref, float *gen) {
     } else {
       const __m256i next = _mm256_add_epi32(_mm256_castps_si256(x), _mm256_set1_epi32(1));
       const __m256 y = fn == 2 ? _mm256_castsi256_ps(next) : x;
-      _mm256_storeu_ps(ref + i, ms_bce::avx2::exp_nonpos(x));
-      _mm256_storeu_ps(gen + i, ms_bce::avx2::exp_nonpos(ms_bce::avx2::F8(y)).v);
+      _mm256_storeu_ps(ref + i, ms_bce::avx2::exp_normal(x));
+      _mm256_storeu_ps(gen + i, ms_bce::avx2::exp_normal(ms_bce::avx2::F8(y)).v);
     }
   }
 }
@@ -108,11 +107,11 @@ Tally compare_range(int fn, uint32_t lo, uint32_t hi, int what) {
 // 1 where the AVX2 comparisons can run here (AVX2, FMA and F16C).
 VMATH_CHECK_EXPORT int vmath_has_avx2() { return ms_bce::cpu_has_avx2() ? 1 : 0; }
 
-// out[i] = vmath::exp_nonpos(in[i]) (fn 0) or vmath::log1p_unit(in[i]) (fn 1), V = float.
+// out[i] = vmath::exp_normal(in[i]) (fn 0) or vmath::log1p_unit(in[i]) (fn 1), V = float.
 VMATH_CHECK_EXPORT void vmath_float(int fn, const float *in, float *out, int64_t n) {
   const ms_bce::IeeeFloatScope ieee;
   for (int64_t i = 0; i < n; ++i)
-    out[i] = fn == 0 ? ms_bce::vmath::exp_nonpos(in[i]) : ms_bce::vmath::log1p_unit(in[i]);
+    out[i] = fn == 0 ? ms_bce::vmath::exp_normal(in[i]) : ms_bce::vmath::log1p_unit(in[i]);
 }
 
 // Compares fn over the bit patterns [lo, hi] on `threads` threads (what as
