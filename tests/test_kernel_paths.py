@@ -183,3 +183,36 @@ def test_thread_setting():
     assert ms_bce.get_num_threads() >= 1
     with pytest.raises(ValueError, match="must be an int >= 0"):
         ms_bce.set_num_threads(-1)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_masked_weights_and_zero_incoming_gradients_give_exact_zeros(path):
+    """A zero weight (a mask) or a zero incoming gradient gives exactly 0 in
+    the loss and the gradient of the logits (the float32 path keeps such
+    elements: an exact 0 from an exact zero factor, mul0's 0), beside ordinary
+    elements, whatever the logit; a zero weight times an infinite term is 0 too."""
+    _kernels.set_simd_path(path)
+    n = 70_000  # above one chunk: the vector path's segments
+    rng = np.random.default_rng(7)
+    x = rng.normal(scale=6.0, size=n).astype(np.float32)
+    y = rng.random(n).astype(np.float32)
+    w = np.where(rng.random(n) < 0.5, 0.0, rng.uniform(0.5, 2.0, n)).astype(np.float32)
+    x[:4], y[:4], w[:4] = [np.inf, -np.inf, 30.0, -50.0], [0.0, 1.0, 0.0, 1.0], 0.0
+    g = np.where(rng.random(n) < 0.3, 0.0, rng.uniform(-2.0, 2.0, n)).astype(np.float32)
+    loss = to_np(ms_bce.ops.binary_cross_entropy_with_logits(to_ms(x), to_ms(y), to_ms(w), None, "none"))
+    want = ref.bce_with_logits(x, y, w, None, "none")
+    assert np.all(loss[w == 0] == 0.0)
+    assert_ulps(loss, want, ms.float32, 4, scale=ref.bce_with_logits_scale(x, y, w, None))
+
+    def f(a):
+        return ms_bce.ops.binary_cross_entropy_with_logits(a, to_ms(y), to_ms(w), None, "none")
+    _, vjp = ms.vjp(f, to_ms(x))
+    dx = to_np(vjp(to_ms(g))[0])
+    assert np.all(dx[(w == 0) | (g == 0)] == 0.0)
+    want_dx = ref.bce_with_logits_grads(x, y, w, None, "none", g.astype(np.float64))[0]
+    with np.errstate(invalid="ignore"):  # (the other scales meet 0 * inf at the infinite logits)
+        scale = grad_scales(x, y, w, None, "none", g.astype(np.float64))[0]
+    assert_ulps(dx, want_dx, ms.float32, 4, scale=scale)
+    mean_dx = to_np(ms.grad(lambda a: ms_bce.ops.binary_cross_entropy_with_logits(a, to_ms(y), to_ms(w), None,
+                                                                                  "mean") * 0.0)(to_ms(x)))
+    np.testing.assert_array_equal(mean_dx, np.zeros(n, np.float32))

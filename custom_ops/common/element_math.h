@@ -100,8 +100,9 @@ struct BceWithLogits {
     if (::fabsf(xf) > kFarTail) return value_precise(x, y, w, p);
     const float u = vmath::logits_unweighted(xf, static_cast<float>(y), static_cast<float>(p));
     if (suspect(u)) return value_precise(x, y, w, p);
-    const float r = vmath::mul(static_cast<float>(w), u);
-    return suspect(r) ? value_precise(x, y, w, p) : r;
+    const float wf = static_cast<float>(w), r = vmath::mul(wf, u);
+    // an exact 0 from a zero weight (mul0's 0) needs no double: masked weights stay float32
+    return suspect(r) && !(wf == 0.0f && r == 0.0f) ? value_precise(x, y, w, p) : r;
   }
 
   MS_BCE_HD static Grad grad(double x, double y, double w, double p, double g) {
@@ -112,8 +113,11 @@ struct BceWithLogits {
       const float d = vmath::logits_dx_unweighted(xf, static_cast<float>(y), static_cast<float>(p));
       const float g_head = static_cast<float>(g), g_tail = static_cast<float>(g - g_head);
       const float wf = static_cast<float>(w), dx = vmath::scale_by_gw(g_head, g_tail, wf, d);
-      // G and G W tiny too: their float32 pair would lose its low part (g = 1e-40)
-      if (!suspect(d) && !suspect(dx) && !suspect(g_head) && !suspect(vmath::mul(g_head, wf))) r.dx = dx;
+      // G and G W tiny too: their float32 pair would lose its low part (g = 1e-40);
+      // an exact 0 from a zero G (given as 0, not rounded to it) or W needs no double
+      const bool exact_zero = (g == 0.0 || wf == 0.0f) && dx == 0.0f;
+      if (!suspect(d) && (exact_zero || (!suspect(dx) && !suspect(g_head) && !suspect(vmath::mul(g_head, wf)))))
+        r.dx = dx;
     }
     return r;
   }

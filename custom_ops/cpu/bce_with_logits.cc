@@ -53,6 +53,25 @@ MS_BCE_VINLINE bool redo(__m256 x, __m256 u, __m256 r) {
   return _mm256_movemask_ps(_mm256_or_ps(_mm256_or_ps(far, small), inf)) != 0;
 }
 
+// The lanes element::suspect() names: NaN, infinite or below 2^-100.
+MS_BCE_VINLINE __m256 suspect_lanes(__m256 v) {
+  const __m256 a = abs(v);
+  return _mm256_or_ps(_mm256_cmp_ps(a, splat(7.888609052210118e-31f), _CMP_NGE_UQ),
+                      _mm256_cmp_ps(a, splat(INFINITY), _CMP_EQ_OQ));
+}
+
+// The exact test, run only where redo() fired: the lanes that are far, have
+// a suspect u, or a suspect weighted part (r_bad) other than an exact zero
+// (exact_zero: the result is 0 because a weight or an incoming gradient is
+// exactly 0, mul0's 0), so masked weights keep the float32 path.
+MS_BCE_VINLINE bool redo_lanes(__m256 x, __m256 u, __m256 r_bad, __m256 exact_zero) {
+  const __m256 far = _mm256_cmp_ps(abs(x), splat(element::kFarTail), _CMP_NLE_UQ);
+  const __m256 bad = _mm256_or_ps(_mm256_or_ps(far, suspect_lanes(u)), _mm256_andnot_ps(exact_zero, r_bad));
+  return _mm256_movemask_ps(bad) != 0;
+}
+
+MS_BCE_VINLINE __m256 is_zero(__m256 v) { return _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_EQ_OQ); }
+
 MS_BCE_VINLINE __m256d max0_pd(__m256d v) { return _mm256_max_pd(v, _mm256_setzero_pd()); }
 MS_BCE_VINLINE __m256d neg_pd(__m256d v) { return _mm256_xor_pd(v, splat_pd(-0.0)); }
 MS_BCE_VINLINE bool any_nan_pd(__m256d v) { return _mm256_movemask_pd(is_nan_pd(v)) != 0; }
@@ -151,7 +170,9 @@ void BceWithLogits::forward_avx2(const Segment<T> &s) {
     if (!in_double) {
       const __m256 u = logits_unweighted(F8(x), F8(y), F8(p)).v;
       r = HW ? _mm256_mul_ps(w, u) : u;
-      in_double = logits_avx2::redo(x, u, r);
+      in_double = logits_avx2::redo(x, u, r) &&
+                  logits_avx2::redo_lanes(x, u, logits_avx2::suspect_lanes(r),
+                                          _mm256_and_ps(logits_avx2::is_zero(w), logits_avx2::is_zero(r)));
     }
     if (in_double) {
       const __m256d lo = logits_avx2::loss_precise(low_pd(x), low_pd(y), low_pd(w), low_pd(p), HW);
@@ -192,6 +213,7 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
   // 'mean'/'sum': G = dout / numel (a double) as a float32 pair (scale_by_gw)
   const float g_scalar_head = static_cast<float>(s.g_scalar);
   const __m256 g_head = splat(g_scalar_head), g_tail = splat(static_cast<float>(s.g_scalar - g_scalar_head));
+  const __m256 zero_mask = _mm256_setzero_ps(), one_mask = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
     const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
     const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : one;
@@ -205,8 +227,17 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
       const __m256 d = logits_dx_unweighted(F8(x), F8(y), F8(p)).v;
       const __m256 dx = scale_by_gw(F8(g), F8(s.g ? _mm256_setzero_ps() : g_tail), F8(w), F8(d)).v;
       // G and G W tiny too: their float32 pair would lose its low part (g = 1e-40)
-      const __m256 smallest = _mm256_min_ps(abs(d), _mm256_min_ps(abs(g), abs(_mm256_mul_ps(g, w))));
-      if (!logits_avx2::redo(x, smallest, dx)) {
+      const __m256 gw = _mm256_mul_ps(g, w);
+      const __m256 smallest = _mm256_min_ps(abs(d), _mm256_min_ps(abs(g), abs(gw)));
+      bool redo = logits_avx2::redo(x, smallest, dx);
+      if (redo) {  // exactly: a zero G (given as 0, not rounded to it) or W with dX = 0 needs no double
+        using namespace logits_avx2;
+        const __m256 zero_factor = _mm256_or_ps(s.g ? is_zero(g) : (s.g_scalar == 0.0 ? one_mask : zero_mask),
+                                                is_zero(w));
+        const __m256 r_bad = _mm256_or_ps(_mm256_or_ps(suspect_lanes(g), suspect_lanes(gw)), suspect_lanes(dx));
+        redo = redo_lanes(x, d, r_bad, _mm256_and_ps(zero_factor, is_zero(dx)));
+      }
+      if (!redo) {
         store_n(s.dx + i, dx, m);
         dx_done = true;
       }
