@@ -1,12 +1,14 @@
 """The benchmark: ms_bce's BCEWithLogitsLoss against MindSpore's built-in (and
 PyTorch, when installed): forward 'mean', forward 'none', and forward+backward
 (the loss and its gradient with respect to the logits, as training needs
-them), PyNative and graph mode, float32 and float16, over a range of sizes, all
-in one run; beside the floors measured in the same run: Custom AOT operators
-of our own library that stream the same inputs with almost no arithmetic
+them: value_and_grad inside a Cell, and in graph mode also called from Python),
+PyNative and graph mode, float32 and float16, over a range of sizes, all in
+one run; beside the floors measured in the same run: Custom AOT operators of
+our own library that stream the same inputs with almost no arithmetic
 (custom_ops/cpu/floor.cc: 'read', 'read_write', and a training-step-shaped
-pair under value_and_grad), and the NumPy read time.  Prints medians and
-ratios to the floors, writes the results as JSON and Markdown and a plot as PNG.
+pair in the same Cell), and the NumPy read time; then the kernels' arithmetic
+alone (in cache, one thread, no MindSpore).  Prints medians and ratios to the
+floors, writes the results as JSON and Markdown and a plot as PNG.
 
     python -m ms_bce.bench [--sizes 16,1000,...] [--repeats N] [--threads N]
                            [--dtypes float32,float16] [--modes pynative,graph]
@@ -110,7 +112,7 @@ def _mindspore_cases(fn, x, y, w, p, mode):
 # and 'read_write' (-> one output of the input's shape: the floor of a 'none'
 # forward or of the gradient of the logits).  'train' is a loss-shaped Custom op
 # whose forward is 'read' and whose bprop is 'read_write', under
-# value_and_grad: the floor of a training step in MindSpore's graph.
+# value_and_grad in a Cell: the floor of a training step in MindSpore's graph.
 
 def _floor_op(name, bprop=None):
     from mindspore.ops import Custom
