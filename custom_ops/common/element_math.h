@@ -60,11 +60,15 @@ namespace element {
 // 7.7e-23), so they are computed in double.
 constexpr float kFarTail = 87.0f;
 
+// Below this magnitude a float32 result may carry subnormal terms or
+// products, which cost accuracy: 2^-100.
+constexpr float kTiny = 7.888609052210118e-31f;
+
 // A float32 result that must be redone in double: NaN, infinite, or below
-// 2^-100 (0 included), where subnormal terms would cost accuracy.
+// kTiny (0 included).
 MS_BCE_HD inline bool suspect(float r) {
   const float a = ::fabsf(r);
-  return !(a >= 7.888609052210118e-31f) || a == INFINITY;
+  return !(a >= kTiny) || a == INFINITY;
 }
 
 // e = exp(-|x|), r = 1 / (1 + e), l = log1p(e) of one logit.

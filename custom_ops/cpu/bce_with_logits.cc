@@ -21,8 +21,8 @@ MS_BCE_AVX2_BEGIN
 
 // The portable path's steps, 8 lanes (../common/element_math.h): the loss
 // and the gradient of the logits in float32 (../common/bce_with_logits_math.inc,
-// written once over a lane type: within ~3.6 ulp of its terms' size; G W of
-// dX applied in double); a vector with a lane the portable path would redo in
+// written once over a lane type: within ~3.6 ulp of its terms' size; dX's
+// G W as an exact float32 pair, scale_by_gw); a vector with a lane the portable path would redo in
 // double (NaN, infinite, below 2^-100, |x| > kFarTail) is redone in double,
 // with mul0's conventions.  The other gradients compute exp(-|x|), log1p and
 // 1/(1 + e) in float32 (<= 1.08, 1.00 and 0.5 ulp), every product and sum
@@ -45,18 +45,22 @@ using namespace avx2;
 // does not: P = 3.3e38, Y = 1.2) or below 2^-100.  r's NaN shows in
 // min(|u|, |r|), which is |r| where either is NaN.  Such results arise only
 // from extreme operands, so this is rare.
-MS_BCE_VINLINE bool redo(__m256 x, __m256 u, __m256 r) {
-  const __m256 ar = abs(r);
-  const __m256 far = _mm256_cmp_ps(abs(x), splat(element::kFarTail), _CMP_NLE_UQ);
-  const __m256 small = _mm256_cmp_ps(_mm256_min_ps(abs(u), ar), splat(7.888609052210118e-31f), _CMP_NGE_UQ);
-  const __m256 inf = _mm256_cmp_ps(ar, splat(INFINITY), _CMP_EQ_OQ);
-  return _mm256_movemask_ps(_mm256_or_ps(_mm256_or_ps(far, small), inf)) != 0;
+// The lanes with |x| > element::kFarTail or x NaN.
+MS_BCE_VINLINE __m256 far_lanes(__m256 x) {
+  return _mm256_cmp_ps(abs(x), splat(element::kFarTail), _CMP_NLE_UQ);
 }
 
-// The lanes element::suspect() names: NaN, infinite or below 2^-100.
+MS_BCE_VINLINE bool redo(__m256 x, __m256 u, __m256 r) {
+  const __m256 ar = abs(r);
+  const __m256 small = _mm256_cmp_ps(_mm256_min_ps(abs(u), ar), splat(element::kTiny), _CMP_NGE_UQ);
+  const __m256 inf = _mm256_cmp_ps(ar, splat(INFINITY), _CMP_EQ_OQ);
+  return _mm256_movemask_ps(_mm256_or_ps(_mm256_or_ps(far_lanes(x), small), inf)) != 0;
+}
+
+// The lanes element::suspect() names: NaN, infinite or below element::kTiny.
 MS_BCE_VINLINE __m256 suspect_lanes(__m256 v) {
   const __m256 a = abs(v);
-  return _mm256_or_ps(_mm256_cmp_ps(a, splat(7.888609052210118e-31f), _CMP_NGE_UQ),
+  return _mm256_or_ps(_mm256_cmp_ps(a, splat(element::kTiny), _CMP_NGE_UQ),
                       _mm256_cmp_ps(a, splat(INFINITY), _CMP_EQ_OQ));
 }
 
@@ -65,8 +69,7 @@ MS_BCE_VINLINE __m256 suspect_lanes(__m256 v) {
 // (exact_zero: the result is 0 because a weight or an incoming gradient is
 // exactly 0, mul0's 0), so masked weights keep the float32 path.
 MS_BCE_VINLINE bool redo_lanes(__m256 x, __m256 u, __m256 r_bad, __m256 exact_zero) {
-  const __m256 far = _mm256_cmp_ps(abs(x), splat(element::kFarTail), _CMP_NLE_UQ);
-  const __m256 bad = _mm256_or_ps(_mm256_or_ps(far, suspect_lanes(u)), _mm256_andnot_ps(exact_zero, r_bad));
+  const __m256 bad = _mm256_or_ps(_mm256_or_ps(far_lanes(x), suspect_lanes(u)), _mm256_andnot_ps(exact_zero, r_bad));
   return _mm256_movemask_ps(bad) != 0;
 }
 
@@ -76,7 +79,7 @@ MS_BCE_VINLINE __m256d max0_pd(__m256d v) { return _mm256_max_pd(v, _mm256_setze
 MS_BCE_VINLINE __m256d neg_pd(__m256d v) { return _mm256_xor_pd(v, splat_pd(-0.0)); }
 MS_BCE_VINLINE bool any_nan_pd(__m256d v) { return _mm256_movemask_pd(is_nan_pd(v)) != 0; }
 
-// The loss of 4 elements from x and l = log1p(exp(-|x|)).
+// The loss of 4 elements in double from x and l = log1p(exp(-|x|)).
 MS_BCE_VINLINE __m256d loss_from_log1p(__m256d x, __m256d y, __m256d w, __m256d p, __m256d l, bool weighted) {
   const __m256d sp_pos = _mm256_add_pd(max0_pd(x), l);  // softplus(x)
   const __m256d sp_neg = _mm256_add_pd(max0_pd(neg_pd(x)), l);  // softplus(-x)
@@ -101,7 +104,7 @@ MS_BCE_VINLINE void logistic_pd(__m256d x, __m256d *e, __m256d *r, __m256d *l) {
   *l = log1p_unit_pd(*e);
 }
 
-// The same with exp and log1p in double too (small reductions, far tails).
+// The loss of 4 elements in double throughout (small reductions, far tails, redone vectors).
 MS_BCE_VINLINE __m256d loss_precise(__m256d x, __m256d y, __m256d w, __m256d p, bool weighted) {
   const __m256d l = log1p_unit_pd(exp_nonpos_pd(_mm256_or_pd(x, splat_pd(-0.0))));
   return loss_from_log1p(x, y, w, p, l, weighted);
@@ -219,7 +222,6 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
     const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : one;
     const __m256 p = HP ? load_operand(s.p_native, s.p, i, m) : one;
     const __m256 g = s.g ? load_n(s.g + i, m) : g_head;
-    const __m256d g_lo = s.g ? low_pd(g) : splat_pd(s.g_scalar), g_hi = s.g ? high_pd(g) : splat_pd(s.g_scalar);
     // dX in float32, for the one-output gradient (graph mode's training step)
     // and the fused backward alike, so both give the same bits
     bool dx_done = false;
@@ -243,6 +245,8 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
       }
       if (kOut == kGradInput && dx_done) return;
     }
+    // the double lanes: the other gradients, and dX where the float32 path declined
+    const __m256d g_lo = s.g ? low_pd(g) : splat_pd(s.g_scalar), g_hi = s.g ? high_pd(g) : splat_pd(s.g_scalar);
     const bool far = logits_avx2::any_far_tail(x);
     __m256d e[2], r[2], l[2];
     if (far) {  // rare: exp and log1p in double
