@@ -17,7 +17,16 @@ PLATFORMS_TEXT = """\
   MindSpore's GPU runtime (which needs CUDA 11 runtimes the test machines lack).
 - ``Ascend``: Ascend C sources; not compiled here (no CANN toolkit)."""
 
-_MARKER = re.compile(r"^([ \t]*)PLATFORMS[ \t]*$", re.M)
+# The same for a loss with no Ascend kernel yet (its registry entry's ascend=False).
+PLATFORMS_NO_ASCEND_TEXT = """\
+``CPU`` ``GPU``
+
+- ``CPU``: verified through MindSpore, in PyNative and graph mode (the whole test suite).
+- ``GPU``: the CUDA kernels are built and tested on the host (the same element maths as the CPU's);
+  not yet run on a device.
+- ``Ascend``: no kernel yet (a RuntimeError at the call)."""
+
+_MARKER = re.compile(r"^([ \t]*)(PLATFORMS|PLATFORMS_NO_ASCEND)[ \t]*$", re.M)
 
 
 def shared_sections(obj):
@@ -25,6 +34,7 @@ def shared_sections(obj):
     doc = obj.__doc__ or ""
     if not _MARKER.search(doc):
         raise AssertionError(f"{obj.__qualname__}'s docstring has no PLATFORMS line in 'Supported Platforms:'")
+    texts = {"PLATFORMS": PLATFORMS_TEXT, "PLATFORMS_NO_ASCEND": PLATFORMS_NO_ASCEND_TEXT}
     obj.__doc__ = _MARKER.sub(lambda m: "\n".join(m.group(1) + line if line else "" for line in
-                                                  PLATFORMS_TEXT.splitlines()), doc)
+                                                  texts[m.group(2)].splitlines()), doc)
     return obj

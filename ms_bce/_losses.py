@@ -38,6 +38,9 @@ Loss = collections.namedtuple("Loss", [
 LOSSES = {
     "bce_with_logits": Loss("bce_with_logits", "BCEWithLogitsLoss", ("weight", "pos_weight"), (), ascend=True),
     "bce": Loss("bce", "BCELoss", ("weight",), (), ascend=True),
+    # torchvision's sigmoid_focal_loss over BCEWithLogitsLoss's cross entropy (element_math.h's SigmoidFocal)
+    "sigmoid_focal": Loss("sigmoid_focal", "SigmoidFocalLoss", ("weight", "pos_weight"), ("alpha", "gamma"),
+                          ascend=False),
 }
 
 

@@ -14,6 +14,8 @@ The type checks must come first: a non-Tensor argument handed to a MindSpore
 ``check_parallel_mode`` is not in the spec's table: it refuses the parallel
 modes in which MindSpore would shard the loss itself (see docs/design.md).
 """
+import math
+
 from mindspore import Tensor, get_auto_parallel_context
 from mindspore import dtype as mstype
 from mindspore.ops import constexpr
@@ -49,6 +51,16 @@ def check_reduction(op_name, reduction):
     if reduction not in REDUCTIONS:
         raise ValueError(f"For '{op_name}', 'reduction' must be one of ['none', 'mean', 'sum'], "
                          f"but got '{reduction}'.")
+
+
+def check_float(op_name, arg_name, value, minimum=None):
+    """A scalar hyper-parameter: TypeError unless an int or float (bool
+    refused), ValueError unless finite and, given minimum, >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"For '{op_name}', '{arg_name}' must be a float, but got {type_name(value)}.")
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        bound = "a finite float" + ("" if minimum is None else f" >= {minimum}")
+        raise ValueError(f"For '{op_name}', '{arg_name}' must be {bound}, but got {value!r}.")
 
 
 def check_tensor(op_name, arg_name, value):

@@ -28,7 +28,7 @@ import time
 
 import mindspore as ms
 import numpy as np
-from mindspore import nn
+from mindspore import Tensor, nn, ops
 from mindspore.common.api import _pynative_executor
 
 import ms_bce
@@ -347,6 +347,68 @@ def arithmetic(repeats, elements=1 << 17, log=print):
     return out
 
 
+# ------------------------------------------------------------ variants ---
+# Beyond MindSpore's names: each variant through ms_bce's fused kernel against
+# the same loss written as a composition of MindSpore ops (what a user writes
+# today), graph mode, float32, beside ms_bce's plain BCE-with-logits.
+
+def _focal_composed(x, y):
+    """torchvision's sigmoid_focal_loss (alpha 0.25, gamma 2, 'mean') as MindSpore ops."""
+    prob = ops.sigmoid(x)
+    ce = ops.binary_cross_entropy_with_logits(x, y, ops.ones_like(x), ops.ones_like(x), "none")
+    p_t = prob * y + (1 - prob) * (1 - y)
+    return ((0.25 * y + 0.75 * (1 - y)) * ce * (1 - p_t) ** 2).mean()
+
+
+def _focal_fused(x, y):
+    return ms_bce.ops.sigmoid_focal_loss(x, y, 0.25, 2.0, "mean")
+
+
+def _plain(x, y):
+    return ms_bce.ops.binary_cross_entropy_with_logits(x, y)
+
+
+VARIANTS = {"plain BCE-with-logits (ms_bce)": (_plain, None),
+            "sigmoid_focal_loss": (_focal_fused, _focal_composed)}
+
+
+class _Fn(nn.Cell):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def construct(self, x, y):
+        return self.fn(x, y)
+
+
+def variants(n, repeats, log=print):
+    """{variant: {'fused'|'composed': {'forward': s, 'forward_backward': s}}} at n float32 elements,
+    graph mode (forward 'mean'; forward+backward: value_and_grad w.r.t. the logits in a Cell)."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.normal(scale=3.0, size=n).astype(np.float32))
+    y = Tensor((rng.random(n) < 0.3).astype(np.float32))
+    out = {}
+    for name, impls in VARIANTS.items():
+        out[name] = {}
+        for kind, fn in zip(("fused", "composed"), impls):
+            if fn is None:
+                continue
+            fwd = _Fn(fn)
+            step = _Step(ms.value_and_grad(_Fn(fn), grad_position=0))
+            out[name][kind] = {"forward": _median_time(lambda: _sync(fwd(x, y)), repeats),
+                               "forward_backward": _median_time(lambda: _sync(step(x, y)), repeats)}
+        text = "; ".join(f"{kind} forward {t['forward'] * 1e3:.2f} ms, forward+backward "
+                         f"{t['forward_backward'] * 1e3:.2f} ms" for kind, t in out[name].items())
+        if "composed" in out[name]:
+            f, c = out[name]["fused"], out[name]["composed"]
+            text += (f"  -> composition / fused: forward {c['forward'] / f['forward']:.1f}x, "
+                     f"forward+backward {c['forward_backward'] / f['forward_backward']:.1f}x")
+        log(f"  {name}: {text}")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    return out
+
+
 def machine():
     """A line describing where the run happened."""
     cpu = platform.processor() or platform.machine()
@@ -402,6 +464,8 @@ def main(argv=None):
     parser.add_argument("--dtypes", default="float32,float16")
     parser.add_argument("--modes", default="pynative,graph")
     parser.add_argument("--out", default="bench_out", help="folder for results.json and bench.png")
+    parser.add_argument("--variants-size", type=float, default=1e7,
+                        help="elements of the variants' rows (focal loss ...: fused vs composed), 0 to skip")
     parser.add_argument("--scaling", action="store_true",
                         help="also time the largest size with 1 kernel thread and with all (graph mode)")
     args = parser.parse_args(argv)
@@ -417,6 +481,10 @@ def main(argv=None):
         fwd_ms = result["arithmetic"]["forward"] * n_max / threads * 1e-6
         print(f"  -> at n={n_max:,} on {threads} thread(s): the forward's arithmetic alone takes {fwd_ms:.3f} ms, "
               f"{fwd_ms / (1e3 * big[0]['floor_read_graph']):.2f} x the graph read floor measured above")
+    if args.variants_size:
+        n_var = int(args.variants_size)
+        print(f"variants, graph mode, float32, n={n_var:,} (ms_bce's fused kernel; the composition of MindSpore ops):")
+        result["variants"] = {"n": n_var, "rows": variants(n_var, args.repeats)}
     if args.scaling:
         print(f"threads, graph mode, float32, n={n_max:,}:")
         result["scaling"] = {"n": n_max, "threads": scaling(n_max, args.repeats)}

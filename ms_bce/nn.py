@@ -1,9 +1,9 @@
 """Loss cells mirroring ``mindspore.nn``: argument order and Cell state only;
 the computation is that of ``ms_bce.ops``."""
 from . import _docs, _validate
-from .ops import _LossCell, _logits_loss, _probability_loss
+from .ops import _FOCAL_NAMES, _focal_loss, _LossCell, _logits_loss, _probability_loss
 
-__all__ = ["BCEWithLogitsLoss", "BCELoss"]
+__all__ = ["BCEWithLogitsLoss", "BCELoss", "SigmoidFocalLoss"]
 
 # how these cells name input, target, weight, pos_weight (their construct's
 # arguments, as in MindSpore 2.10: nn.BCEWithLogitsLoss takes input, target;
@@ -144,3 +144,72 @@ class BCELoss(_LossCell):
         return _probability_loss("BCELoss", _NAMES, _validate.FLOAT16_32, logits, labels, self.weight,
                                  self.reduction)
 
+
+
+@_docs.shared_sections
+class SigmoidFocalLoss(_LossCell):
+    r"""
+    The sigmoid focal loss as a loss cell: constructed with `alpha`, `gamma` and `reduction`,
+    called ``loss(inputs, targets)``. The computation, gradients and errors are those of
+    :func:`ms_bce.ops.sigmoid_focal_loss` (torchvision's definition, computed stably; MindSpore
+    has no such cell: its :class:`mindspore.nn.FocalLoss` is the softmax focal loss).
+
+    With :math:`X` = `inputs`, :math:`Y` = `targets`, :math:`W` = `weight`, :math:`P` =
+    `pos_weight` (each 1 when not given) and :math:`1 - p_t = Y\,\sigma(-X) + (1 - Y)\,\sigma(X)`:
+
+    .. math::
+        L = W\,\alpha_t \left[(1 - Y)\,\mathrm{softplus}(X) + P\,Y\,\mathrm{softplus}(-X)\right]
+        (1 - p_t)^{\gamma}, \qquad \alpha_t = \alpha Y + (1 - \alpha)(1 - Y) \text{ (1 if } \alpha < 0)
+
+    ``'none'`` returns :math:`L`, ``'mean'`` :math:`\sum L / N`, ``'sum'`` :math:`\sum L`.
+
+    Args:
+        alpha (float, optional): Weight of the positive class; negative: no weighting.
+            Default: ``0.25``.
+        gamma (float, optional): The focusing exponent, >= 0. Default: ``2.0``.
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        weight (Tensor, optional): Rescaling weight, broadcastable to the input's shape; may be
+            a ``Parameter`` (its gradient is exact). Default: ``None``.
+        pos_weight (Tensor, optional): Weight of the positive term of the cross entropy,
+            broadcastable to the input's shape. Default: ``None``.
+
+    Inputs:
+        - **inputs** (Tensor) - Logits, any shape; float16, float32 or bfloat16.
+        - **targets** (Tensor) - Targets in [0, 1], the shape of `inputs`.
+
+    Outputs:
+        Tensor of the promoted (widest) dtype of the operands: the shape of `inputs` for
+        ``'none'``, else 0-d.
+
+    Raises:
+        TypeError: If `alpha` or `gamma` is not a float (or int), `reduction` is not a str,
+            `weight` or `pos_weight` is neither a Tensor nor ``None``, an input is not a Tensor,
+            or a dtype is not float16, float32 or bfloat16.
+        ValueError: If `alpha` is not finite, `gamma` is not finite or negative, `reduction` is
+            not one of ``'none'``, ``'mean'``, ``'sum'``, the shape of `targets` differs from
+            that of `inputs`, or `weight` or `pos_weight` can not be broadcast to it.
+
+    Supported Platforms:
+        PLATFORMS_NO_ASCEND
+
+    Examples:
+        >>> import mindspore as ms
+        >>> import numpy as np
+        >>> from ms_bce import nn
+        >>> inputs = ms.Tensor(np.array([[2.0, -1.0, 0.5], [-3.0, 4.0, 0.0]]), ms.float32)
+        >>> targets = ms.Tensor(np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]]), ms.float32)
+        >>> loss = nn.SigmoidFocalLoss()
+        >>> print(loss(inputs, targets))
+        0.49732032
+    """
+
+    def __init__(self, alpha=0.25, gamma=2.0, reduction='mean', weight=None, pos_weight=None):
+        super().__init__("SigmoidFocalLoss", reduction, weight, pos_weight)
+        _validate.check_float("SigmoidFocalLoss", "alpha", alpha)
+        _validate.check_float("SigmoidFocalLoss", "gamma", gamma, minimum=0)
+        self.alpha = float(alpha)
+        self.gamma = float(gamma)
+
+    def construct(self, inputs, targets):
+        return _focal_loss("SigmoidFocalLoss", _FOCAL_NAMES, inputs, targets, self.alpha, self.gamma,
+                           self.reduction, self.weight, self.pos_weight)

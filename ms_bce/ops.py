@@ -11,11 +11,13 @@ from mindspore.ops._primitive_cache import _get_cache_prim
 
 from . import _docs, _kernels, _validate
 
-__all__ = ["BCEWithLogitsLoss", "binary_cross_entropy_with_logits", "BinaryCrossEntropy", "binary_cross_entropy"]
+__all__ = ["BCEWithLogitsLoss", "binary_cross_entropy_with_logits", "BinaryCrossEntropy", "binary_cross_entropy",
+           "sigmoid_focal_loss"]
 
 _FUNCTIONAL_NAMES = ("input", "target", "weight", "pos_weight")
 _PRIMITIVE_NAMES = ("logits", "label", "weight", "pos_weight")
 _BCE_NAMES = ("logits", "labels", "weight", "pos_weight")
+_FOCAL_NAMES = ("inputs", "targets", "weight", "pos_weight")  # torchvision's
 
 
 class _LossCell(_ms_nn.Cell):
@@ -43,10 +45,11 @@ def _cast(tensor, dtype):
     return tensor if tensor.dtype == dtype else _ms_ops.cast(tensor, dtype)
 
 
-def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction):
-    """BCEWithLogitsLoss for every public spelling: op_name and names
-    (input, target, weight, pos_weight as that API calls them) go into the
-    error messages."""
+def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction, loss="bce_with_logits", params=()):
+    """BCEWithLogitsLoss (or another loss on logits with its operands, such
+    as the focal loss, with its scalar parameters' values) for every public
+    spelling: op_name and names (input, target, weight, pos_weight as that
+    API calls them) go into the error messages."""
     _validate.check_loss_args(op_name, names, _validate.FLOAT16_32_BF16, input, target, weight, pos_weight,
                               reduction, same_dtype=False)
     dtypes = (input.dtype, target.dtype)
@@ -60,17 +63,15 @@ def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction):
     compute = _validate.widest_float(dtypes)
     x = _cast(input, compute)
     y = _cast(target, compute)
-    op = _forward_op("bce_with_logits", reduction, weight is not None, pos_weight is not None)
-    if weight is None:
-        if pos_weight is None:
-            out = op(x, y)
-        else:
-            out = op(x, y, _cast(pos_weight, compute))
-    elif pos_weight is None:
-        out = op(x, y, _cast(weight, compute))
-    else:
-        out = op(x, y, _cast(weight, compute), _cast(pos_weight, compute))
-    return out
+    op = _forward_op(loss, reduction, weight is not None, pos_weight is not None)
+    operands = (x, y)
+    if weight is not None:
+        operands = operands + (_cast(weight, compute),)
+    if pos_weight is not None:
+        operands = operands + (_cast(pos_weight, compute),)
+    if params:
+        operands = operands + (_kernels.params_tensor(loss, *params),)
+    return op(*operands)
 
 
 @_docs.shared_sections
@@ -361,3 +362,89 @@ class BinaryCrossEntropy(_ms_nn.Cell):
     def construct(self, logits, labels, weight=None):
         return _probability_loss("BinaryCrossEntropy", _BCE_NAMES, _validate.FLOAT16_32, logits, labels, weight,
                                  self.reduction)
+
+
+def _focal_loss(op_name, names, inputs, targets, alpha, gamma, reduction, weight, pos_weight):
+    """The sigmoid focal loss for both spellings (the function and the cell)."""
+    _validate.check_float(op_name, "alpha", alpha)
+    _validate.check_float(op_name, "gamma", gamma, minimum=0)
+    return _logits_loss(op_name, names, inputs, targets, weight, pos_weight, reduction, loss="sigmoid_focal",
+                        params=(float(alpha), float(gamma)))
+
+
+@_docs.shared_sections
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none', *, weight=None, pos_weight=None):
+    r"""
+    The sigmoid focal loss of Lin et al., "Focal Loss for Dense Object Detection" (2017), as
+    :func:`torchvision.ops.sigmoid_focal_loss` defines it, computed by ms_bce's fused kernels:
+    binary cross entropy with logits scaled down where the prediction is already good.
+    MindSpore has no such function (its :class:`mindspore.nn.FocalLoss` is the softmax one).
+
+    With :math:`X` = `inputs`, :math:`Y` = `targets`, :math:`W` = `weight` and :math:`P` =
+    `pos_weight` (each 1 when not given, broadcast to the shape of `inputs`):
+
+    .. math::
+        \mathrm{ce} = (1 - Y)\,\mathrm{softplus}(X) + P\,Y\,\mathrm{softplus}(-X), \qquad
+        1 - p_t = Y\,\sigma(-X) + (1 - Y)\,\sigma(X),
+
+        L = W\,lpha_t\,\mathrm{ce}\,(1 - p_t)^{\gamma}, \qquad
+        lpha_t = lpha Y + (1 - lpha)(1 - Y) 	ext{ if } lpha \ge 0, 	ext{ else } 1.
+
+    With `weight` and `pos_weight` absent this is torchvision's definition exactly;
+    :math:`\gamma = 0` gives BCE-with-logits times :math:`lpha_t`. It is computed in a stable
+    form: :math:`1 - p_t` as a sum of two non-negative terms (torchvision's ``1 - p_t`` cancels
+    in the tails), the cross entropy by softplus, everything in double precision. The gradients
+    of all four operands are exact and finite for every :math:`\gamma \ge 0`, including
+    :math:`\gamma < 1`, where the derivative of :math:`(1 - p_t)^\gamma` alone is infinite as
+    :math:`1 - p_t 	o 0` (autodiff of the composition returns NaN there; ms_bce carries
+    :math:`\mathrm{ce}\,(1 - p_t)^{\gamma - 1}` as its limit, 0).
+
+    Args:
+        inputs (Tensor): Logits, any shape. float16, float32 or bfloat16.
+        targets (Tensor): Targets in [0, 1] (binary labels, or soft ones), the shape of `inputs`.
+            float16, float32 or bfloat16.
+        alpha (float, optional): Weight of the positive class in [0, 1]; a negative value
+            turns the weighting off. Default: ``0.25``.
+        gamma (float, optional): The focusing exponent, >= 0. Default: ``2.0``.
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'none'``
+            (torchvision's default).
+
+    Keyword Args:
+        weight (Tensor, optional): Rescaling weight, broadcastable to the shape of `inputs`.
+            Default: ``None``.
+        pos_weight (Tensor, optional): Weight of the positive term of the cross entropy,
+            broadcastable to the shape of `inputs` (typically one value per class). Default: ``None``.
+
+    Returns:
+        Tensor of the promoted (widest) dtype of the operands, of the shape of `inputs` for
+        ``'none'``, else 0-d.
+
+    Raises:
+        TypeError: If `inputs`, `targets`, `weight` or `pos_weight` is not a Tensor, or its dtype
+            is not float16, float32 or bfloat16.
+        TypeError: If `alpha` or `gamma` is not a float (or int), or `reduction` not a str.
+        ValueError: If `alpha` is not finite, or `gamma` is not finite or is negative.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``.
+        ValueError: If the shape of `targets` differs from that of `inputs`, or `weight` or
+            `pos_weight` can not be broadcast to it.
+        RuntimeError: On Ascend (no kernel yet).
+
+    Supported Platforms:
+        PLATFORMS_NO_ASCEND
+
+    Examples:
+        >>> import mindspore
+        >>> import numpy as np
+        >>> from mindspore import Tensor
+        >>> from ms_bce import ops
+        >>> inputs = Tensor(np.array([[2.0, -1.0, 0.5], [-3.0, 4.0, 0.0]]), mindspore.float32)
+        >>> targets = Tensor(np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]]), mindspore.float32)
+        >>> output = ops.sigmoid_focal_loss(inputs, targets, reduction='mean')
+        >>> print(output)
+        0.49732032
+        >>> print(ops.sigmoid_focal_loss(inputs, targets, alpha=-1.0, gamma=0.0))
+        [[0.12692802 0.3132617  0.474077  ]
+         [0.04858735 4.01815    0.6931472 ]]
+    """
+    return _focal_loss("sigmoid_focal_loss", _FOCAL_NAMES, inputs, targets, alpha, gamma, reduction, weight,
+                       pos_weight)

@@ -28,6 +28,8 @@ OPERAND_SETS = {loss: REGISTRY.operand_sets(loss) for loss in LOSSES}  # (has_we
 REDUCTIONS = REGISTRY.REDUCTIONS
 DIRECTIONS = REGISTRY.DIRECTIONS
 entry_name = REGISTRY.entry_name
+# the scalar parameters the tests pass to a loss that has them (the t operand: float32, registry order)
+PARAMS = {"sigmoid_focal": (0.25, 2.0)}  # (a whole gamma: the CPU vector path gives the portable bits)
 
 # common.h / aot_abi.h Status
 OK, BAD_PARAM_COUNT, BAD_DTYPE, BAD_SHAPE, BAD_RANK, NULL_DATA = 0, 1, 2, 3, 4, 5
@@ -189,7 +191,7 @@ def make_operands(loss, case, seed=0):
     extreme values (logits) or exact 0 and 1 (probabilities)."""
     x_shape, w_shape, p_shape = case
     rng = np.random.default_rng(seed)
-    if loss == "bce_with_logits":
+    if loss != "bce":  # logits
         x = rng.normal(scale=4.0, size=x_shape)
         extremes = np.array([0.0, -0.0, 1e-30, -1e-30, 17.5, -17.5, 40.0, -40.0, 100.0, -100.0, np.inf, -np.inf])
     else:
@@ -215,6 +217,10 @@ def expected(loss, x, y, w, p, reduction, dout):
     if loss == "bce_with_logits":
         return (ref.bce_with_logits(x, y, w, p, reduction),
                 ref.bce_with_logits_grads(x, y, w, p, reduction, dout))
+    if loss == "sigmoid_focal":
+        alpha, gamma = PARAMS[loss]
+        return (ref.sigmoid_focal(x, y, w, p, alpha, gamma, reduction),
+                ref.sigmoid_focal_grads(x, y, w, p, alpha, gamma, reduction, dout))
     dx, dy, dw = ref.bce_grads(x, y, w, reduction, dout)
     return ref.bce(x, y, w, reduction), (dx, dy, dw, None)
 
@@ -236,6 +242,9 @@ def scales(loss, x, y, w, p, reduction, dout):
         sdy = gb * np.abs(wb) * (np.abs(pb) * ref.softplus(-xs) + ref.softplus(xs))
         sdw = reduced(gb * ref.bce_with_logits_scale(xs, ys, None, pb), w)
         sdp = reduced(gb * np.abs(wb * ys) * ref.softplus(-xs), p)
+    elif loss == "sigmoid_focal":
+        s_loss, sdx, sdy, sdw, sdp = ref.sigmoid_focal_scales(xs, ys, wb, pb, *PARAMS[loss], gb)
+        sdw, sdp = reduced(sdw, w), reduced(sdp, p)
     else:
         s_loss = ref.bce_scale(xs, ys, w)
         a, b = ref.bce_guarded(xs)
@@ -256,6 +265,10 @@ def run_entry_points(lib, memory, loss, x, y, w, p, reduction, dout, dtype, dire
     has_w, has_p = w is not None, p is not None
     operands = [a for a in (x, y, w, p) if a is not None]
     stored = [memory.put(to_storage(a, dtype)) for a in operands]
+    stored_dtypes = [dtype] * len(stored)
+    if loss in PARAMS:  # the t operand, float32 whatever the operands' dtype
+        stored.append(memory.put(np.array(PARAMS[loss], np.float32)))
+        stored_dtypes.append("float32")
     g = memory.put(to_storage(dout, dtype))
     results = {}
     for direction in directions:
@@ -264,13 +277,13 @@ def run_entry_points(lib, memory, loss, x, y, w, p, reduction, dout, dtype, dire
             continue
         if direction == "forward":
             outs = [memory.empty(np.shape(x) if reduction == "none" else (), dtype)]
-            tensors = stored + outs
+            tensors, dtypes = stored + outs, stored_dtypes + [dtype]
         else:
             grads_of = operands if direction == "backward" else \
                 [operands[REGISTRY.gradient_index(direction, has_w)]]
             outs = [memory.empty(np.shape(a), dtype) for a in grads_of]
-            tensors = stored + [g] + outs
-        status = call(lib, name, memory, tensors, [dtype] * len(tensors))
+            tensors, dtypes = stored + [g] + outs, stored_dtypes + [dtype] * (1 + len(outs))
+        status = call(lib, name, memory, tensors, dtypes)
         memory.sync()
         results[direction] = (status, [from_storage(memory.get(o), dtype) for o in outs])
     return results

@@ -365,3 +365,83 @@ def domain_error_message(p):
     i = int(np.flatnonzero((p < 0) | (p > 1))[0])
     return (f"For 'BCELoss', every element of 'logits' must be in [0, 1], but got {float32_text(p.flat[i])} "
             f"at index {i}.")
+
+
+# ------------------------------------------------------ sigmoid focal loss ---
+
+def sigmoid_focal_torchvision(x, y, alpha=0.25, gamma=2.0, reduction="none"):
+    """torchvision.ops.sigmoid_focal_loss written out in NumPy (float64): its
+    very steps, 1 - p_t by subtraction (it cancels in the tails)."""
+    x, y = as64(x), as64(y)
+    p = 1.0 / (1.0 + np.exp(-x))
+    ce = bce_with_logits(x, y, reduction="none")
+    p_t = p * y + (1 - p) * (1 - y)
+    loss = ce * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
+    return reduce(loss, reduction)
+
+
+def _focal_terms(x, y, p, alpha, gamma):
+    """ce, q = 1 - p_t (stable: Y sigmoid(-X) + (1 - Y) sigmoid(X)), q^gamma and alpha_t."""
+    ce = bce_with_logits_unweighted(x, y, p)
+    q = y * sigmoid(-x) + (1.0 - y) * sigmoid(x)
+    with np.errstate(all="ignore"):
+        f = np.power(q, gamma)
+    a = alpha * y + (1.0 - alpha) * (1.0 - y) if alpha >= 0 else np.ones_like(x)
+    return ce, q, f, a
+
+
+def sigmoid_focal(x, y, weight=None, pos_weight=None, alpha=0.25, gamma=2.0, reduction="none"):
+    """The focal loss in float64, L = W alpha_t ce (1 - p_t)^gamma, with
+    BCEWithLogitsLoss's weight and pos_weight in its cross entropy."""
+    x, y, w, p = _logits_operands(x, y, weight, pos_weight)
+    ce, q, f, a = _focal_terms(x, y, p, alpha, gamma)
+    return reduce(mul0(w, mul0(a, mul0(ce, f))), reduction)
+
+
+def sigmoid_focal_grads(x, y, weight=None, pos_weight=None, alpha=0.25, gamma=2.0, reduction="none", dout=1.0):
+    """(dx, dy, dw, dp) in float64 (dw, dp summed to their operands' shapes;
+    None where absent).  ce q^(gamma - 1) as (ce / q) q^gamma, 0 where q = 0
+    (its limit: ce vanishes with q)."""
+    shape_w = None if weight is None else np.shape(weight)
+    shape_p = None if pos_weight is None else np.shape(pos_weight)
+    x, y, w, p = _logits_operands(x, y, weight, pos_weight)
+    g = incoming_grad(dout, x.shape, reduction)
+    ce, q, f, a = _focal_terms(x, y, p, alpha, gamma)
+    with np.errstate(all="ignore"):
+        cq = np.where(q != 0, mul0(ce / np.where(q != 0, q, 1.0), f), 0.0)
+    sp, sn = sigmoid(x), sigmoid(-x)
+    ga = mul0(mul0(g, w), a)
+    dce_dx = mul0(1.0 - y, sp) - mul0(mul0(p, y), sn)
+    dx = mul0(ga, mul0(dce_dx, f) + mul0(gamma, mul0(cq, (1.0 - 2.0 * y) * (sp * sn))))
+    da = 2.0 * alpha - 1.0 if alpha >= 0 else 0.0
+    dce_dy = mul0(p, softplus(-x)) - softplus(x)
+    with np.errstate(invalid="ignore"):  # (inf - inf at an infinite logit: NaN, as the kernel)
+        dy = mul0(mul0(g, w), mul0(da, mul0(ce, f)) + mul0(a, mul0(dce_dy, f)) + mul0(a, mul0(gamma, mul0(cq, sn - sp))))
+    dw = None if shape_w is None else reduce_to_shape(mul0(mul0(g, a), mul0(ce, f)), shape_w)
+    dp = None if shape_p is None else reduce_to_shape(mul0(ga, mul0(mul0(y, softplus(-x)), f)), shape_p)
+    return dx, dy, dw, dp
+
+
+def sigmoid_focal_scales(x, y, w, p, alpha, gamma, g):
+    """The sizes the focal loss's bars are relative to, per element: the sum
+    of the absolute values of each formula's terms (loss, dx, dy, dw, dp)."""
+    x, y, w, p, g = (np.asarray(a, np.float64) for a in (x, y, w, p, g))
+    with np.errstate(all="ignore"):
+        ce = np.abs(mul0(1.0 - y, softplus(x))) + np.abs(mul0(mul0(p, y), softplus(-x)))
+        q = np.abs(y * sigmoid(-x)) + np.abs((1.0 - y) * sigmoid(x))
+        f = np.power(q, gamma)
+        a = np.abs(alpha * y) + np.abs((1.0 - alpha) * (1.0 - y)) if alpha >= 0 else np.ones_like(x)
+        cq = np.where(q != 0, mul0(ce / np.where(q != 0, q, 1.0), f), 0.0)
+        sp, sn = sigmoid(x), sigmoid(-x)
+        gw = np.abs(mul0(g, w))
+        loss = amul(np.abs(w), a, ce, f)
+        dx = amul(gw, a, np.abs(mul0(1.0 - y, sp)) * f + np.abs(mul0(p, y) * sn) * f
+                  + amul(gamma, cq, 1.0 - 2.0 * y, sp * sn))
+        da = abs(2.0 * alpha - 1.0) if alpha >= 0 else 0.0
+        dy = amul(gw, amul(da, ce, f) + amul(a, np.abs(mul0(p, softplus(-x))) + softplus(x), f)
+                  + amul(a, gamma, cq, sn + sp))
+        dw = amul(np.abs(g), a, ce, f)
+        dp = amul(gw, a, np.abs(mul0(y, softplus(-x))), f)
+    return loss, dx, dy, dw, dp

@@ -15,7 +15,7 @@ from tests.abi import BAD_SHAPE, OK, as_float64, launch, to_bfloat16
 def test_bench_runs_and_writes_results(tmp_path, capsys):
     try:
         assert bench.main(["--sizes", "16,2000", "--repeats", "2", "--dtypes", "float32,float16",
-                           "--out", str(tmp_path), "--scaling"]) == 0
+                           "--out", str(tmp_path), "--scaling", "--variants-size", "3000"]) == 0
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
     result = json.loads((tmp_path / "results.json").read_text())
@@ -37,10 +37,18 @@ def test_bench_runs_and_writes_results(tmp_path, capsys):
                               "ms_bce_forward", "ms_bce_forward_none", "ms_bce_forward_backward",
                               "ms_bce_forward_backward_unwrapped"}
     assert set(result["arithmetic"]) == {"forward", "dx", "floor_read"}
+    assert result["variants"]["n"] == 3000
+    variants = result["variants"]["rows"]
+    assert set(variants) == set(bench.VARIANTS)
+    for name, (fused, composed) in bench.VARIANTS.items():
+        assert set(variants[name]) == {"fused"} | ({"composed"} if composed else set())
+        for times in variants[name].values():
+            assert set(times) == {"forward", "forward_backward"} and all(t > 0 for t in times.values())
     # in cache the loss costs more per element than reading its inputs, and some
     assert 0 < result["arithmetic"]["floor_read"] < result["arithmetic"]["forward"] < 1e3
     out = capsys.readouterr().out
     assert "machine:" in out and "built-in" in out and "x floor" in out and "training-step floor" in out
+    assert "composition / fused" in out
     assert "called without a Cell" in out and "arithmetic alone" in out and "x the graph read floor" in out
     table = (tmp_path / "bench.md").read_text().splitlines()
     assert table[0].startswith("Machine: ")
@@ -96,3 +104,13 @@ def test_training_step_cell_gives_value_and_grad_results(mode):
     assert float(got_value.asnumpy()) == float(want_value.asnumpy())
     np.testing.assert_array_equal(got_dx.asnumpy(), want_dx.asnumpy())
     assert ("forward_backward_unwrapped" in cases) == (mode == "graph")
+
+
+def test_variant_rows_compare_like_with_like():
+    """Each variant's composition of MindSpore ops computes what its fused kernel computes."""
+    rng = np.random.default_rng(0)
+    x = ms.Tensor(rng.normal(scale=2.0, size=(64, 33)).astype(np.float32))
+    y = ms.Tensor((rng.random((64, 33)) < 0.3).astype(np.float32))
+    for name, (fused, composed) in bench.VARIANTS.items():
+        if composed is not None:
+            np.testing.assert_allclose(fused(x, y).asnumpy(), composed(x, y).asnumpy(), rtol=1e-5, err_msg=name)

@@ -173,7 +173,8 @@ def test_bprops_have_the_fixed_arity_of_each_operand_set(loss):
     backward's: (operands..., dout, out, ddout)) and graph mode parses its
     source: the bprops, written once and compiled per arity, have both."""
     for hw, hp in registry.operand_sets(loss):
-        operands = ["x", "y", "w", "p"][:registry.n_operands(hw, hp)]  # (named by position)
+        # (named by position; t, the scalar parameters, last where the loss has any)
+        operands = ["x", "y", "w", "p"][:registry.n_operands(hw, hp)] + ["t"] * bool(registry.LOSSES[loss].params)
         for for_graph in (False, True):
             bprop = _kernels.LossForward(loss, "mean", hw, hp, for_graph).bprop
             assert list(inspect.signature(bprop).parameters) == operands + ["out", "dout"]

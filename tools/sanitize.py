@@ -221,8 +221,11 @@ def main():
         return 1
     names_json = os.path.join(os.path.dirname(lib), "names.json")
     with open(names_json, "w", encoding="utf-8") as f:
+        from ms_bce import _losses
+        # "<loss>:<count>" of the losses with scalar parameters: their InferShape takes t's shape
+        parameters = [f"{name}:{len(loss.params)}" for name, loss in _losses.LOSSES.items() if loss.params]
         json.dump({"kernels": kernels, "infer": infer, "settings": settings, "floors": floors,
-                   "floor_infer": floor_infer}, f)
+                   "floor_infer": floor_infer, "parameters": parameters}, f)
     ok = True
     t0 = time.time()
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--drive", lib, plain_lib, names_json],

@@ -35,7 +35,12 @@ ORACLES = {
     "bce_with_logits": Oracle(ref.bce_with_logits, ref.bce_with_logits_grads, False),
     "bce": Oracle(lambda x, y, w, p, r: ref.bce(x, y, w, r),
                   lambda x, y, w, p, r, g: ref.bce_grads(x, y, w, r, g) + (None,), True),
+    "sigmoid_focal": Oracle(lambda x, y, w, p, r: ref.sigmoid_focal(x, y, w, p, 0.25, 1.5, r),
+                            lambda x, y, w, p, r, g: ref.sigmoid_focal_grads(x, y, w, p, 0.25, 1.5, r, g), False),
 }
+# the scalar parameters (the t operand, float32, the registry's order) passed to a loss that has them,
+# the values its oracle above assumes
+PARAMS = {"sigmoid_focal": (0.25, 1.5)}
 
 
 class Entry:
@@ -47,6 +52,8 @@ class Entry:
         self.name, self.loss, self.direction, self.reduction = e.name, e.loss, e.direction, e.reduction
         self.has_w, self.has_p = e.has_weight, e.has_pos_weight
         self.n_in = REGISTRY.n_operands(self.has_w, self.has_p)
+        self.n_t = int(bool(REGISTRY.LOSSES[self.loss].params))  # the t operand, after the operands
+        self.n_args = self.n_in + self.n_t  # the inputs before dout
         # a one-output backward's gradient, as an index into the reference's (dx, dy, dw, dp);
         # None: forward or the fused backward
         one = REGISTRY.ONE_GRADIENT.get(self.direction)
@@ -54,8 +61,8 @@ class Entry:
         self.n_out = self.n_in if self.direction == "backward" else 1
         if self.loss not in ORACLES:
             raise ValueError(f"{name}: the sanitizer driver has no float64 oracle for {self.loss!r} (ORACLES)")
-        if REGISTRY.LOSSES[self.loss].params:
-            raise ValueError(f"{name}: the sanitizer driver does not pass scalar parameters (the t operand) yet")
+        if self.n_t and self.loss not in PARAMS:
+            raise ValueError(f"{name}: the sanitizer driver has no values for {self.loss!r}'s parameters (PARAMS)")
         self.oracle = ORACLES[self.loss]
 
 
@@ -92,7 +99,10 @@ def make_operands(entry, dtype, x_shape, w_shape, p_shape, rng, special=0.05):
         ops.append(rng.uniform(0.2, 3.0, p_shape).astype(np.float32))
     if entry.direction != "forward":
         ops.append(rng.uniform(-2, 2, x_shape if entry.reduction == "none" else ()).astype(np.float32))
-    return [store(a, dtype) for a in ops]
+    stored = [store(a, dtype) for a in ops]
+    if entry.n_t:  # t: float32 whatever dtype the others have
+        stored.insert(entry.n_in, np.array(PARAMS[entry.loss], np.float32))
+    return stored
 
 
 def output_shapes(entry, x_shape, w_shape, p_shape):
@@ -111,7 +121,7 @@ def reference(entry, ops):
     w = vals[k] if entry.has_w else None
     k += entry.has_w
     p = vals[k] if entry.has_p else None
-    k += entry.has_p
+    k += entry.has_p + entry.n_t
     with np.errstate(all="ignore"):
         if entry.direction == "forward":
             return [entry.oracle.forward(x, y, w, p, entry.reduction)]
@@ -124,7 +134,8 @@ def reference(entry, ops):
 
 def loosely_equal(actual, expected, dtype):
     """NaN and inf where the reference has them; finite values within 1e-4 (float32)
-    or 3e-2 (16-bit) of max(|expected|, the largest finite |expected| * 1e-3)."""
+    or 3e-2 (16-bit) of max(|expected|, the largest finite |expected| * 1e-3), or
+    half a subnormal spacing of the dtype."""
     a, e = as_float64(actual), np.asarray(expected, np.float64)
     if a.shape != e.shape:
         return False
@@ -138,6 +149,8 @@ def loosely_equal(actual, expected, dtype):
         return True
     floor = 1e-3 * np.max(np.abs(e[fin])) + 1e-30
     rtol = 1e-4 if dtype == "float32" else 3e-2
+    # and within half the spacing of the dtype's subnormals (a result below float16's 6e-8 keeps no digits)
+    floor = np.maximum(floor, {"float32": 0.0, "float16": 2.0 ** -25, "bfloat16": 2.0 ** -134}[dtype] / rtol)
     # results that overflow a 16-bit dtype are inf there
     ok = np.abs(a[fin] - e[fin]) <= rtol * np.maximum(np.abs(e[fin]), floor)
     return bool(np.all(ok | (np.isinf(a[fin]) & (np.abs(e[fin]) > 6e4) & (dtype == "float16"))))
@@ -229,7 +242,7 @@ def drive_malformed(san, entries):
     rng = np.random.default_rng(1)
 
     def expect(entry, code, arrays, what, **kw):
-        n_out = len(arrays) - (entry.n_in + (entry.direction != "forward"))
+        n_out = len(arrays) - (entry.n_args + (entry.direction != "forward"))
         assert n_out == entry.n_out, (entry.name, n_out)
         before = [a.copy() for a in arrays[-n_out:]]
         rc = launch(san, entry.name, arrays, **kw)
@@ -281,9 +294,11 @@ def drive_malformed(san, entries):
             mism += [(2, [3]), (2, [1, 3, 4])]
         if entry.has_p:
             mism += [(2 + entry.has_w, [2, 1])]
-        first_out = entry.n_in + (entry.direction != "forward")
+        if entry.n_t:  # t holds exactly the loss's parameters, in one dimension
+            mism += [(entry.n_in, [len(PARAMS[entry.loss]) + 1]), (entry.n_in, [1, len(PARAMS[entry.loss])])]
+        first_out = entry.n_args + (entry.direction != "forward")
         if entry.direction != "forward":
-            mism += [(entry.n_in, [3, 5] if entry.reduction == "none" else [1])]
+            mism += [(entry.n_args, [3, 5] if entry.reduction == "none" else [1])]
         mism += [(first_out, [4, 3] if entry.reduction == "none" or entry.direction != "forward" else [1])]
         if entry.direction == "backward":
             mism += [(first_out + 1, [3, 5])]
@@ -305,6 +320,8 @@ def drive_malformed(san, entries):
         x1 = [np.ones([1] * 16, np.float32) for _ in range(entry.n_in + (entry.direction != "forward"))]
         if entry.direction != "forward" and entry.reduction != "none":
             x1[-1] = np.ones((), np.float32)
+        if entry.n_t:
+            x1.insert(entry.n_in, np.array(PARAMS[entry.loss], np.float32))
         o1 = [np.zeros(s, np.float32) for s in output_shapes(entry, tuple(ones), tuple(ones), tuple(ones))]
         rc = launch(san, entry.name, x1 + o1)
         CALLS["malformed"] += 1

@@ -54,14 +54,23 @@ std::string base_of(const std::string &name) {
 struct Operands {
   int n;          // x, y[, w][, p]
   bool has_w, has_p;
+  int np;         // the loss's scalar parameters: the t operand's length after them (0: no t)
 };
+
+// "<loss>:<count>" of every loss with scalar parameters (the JSON's "parameters")
+std::vector<std::string> parameter_losses;
 
 Operands operands_of(const std::string &name) {
   const std::string base = base_of(name);
   const size_t last = base.rfind('_');
   const std::string tail = base.substr(last + 1);
   const bool has_w = tail == "w" || tail == "wp", has_p = tail == "p" || tail == "wp";
-  return {2 + has_w + has_p, has_w, has_p};
+  int np = 0;
+  for (const std::string &entry : parameter_losses) {
+    const size_t colon = entry.rfind(':');
+    if (base.rfind(entry.substr(0, colon) + "_", 0) == 0) np = std::stoi(entry.substr(colon + 1));
+  }
+  return {2 + has_w + has_p, has_w, has_p, np};
 }
 
 // The fused backward (every gradient): <loss>_backward_<reduction>[_suffix], nothing between
@@ -144,6 +153,7 @@ void drive_infer(void *lib, const std::string &name) {
     std::vector<Shape> in{x, y};
     if (o.has_w) in.push_back(w);
     if (o.has_p) in.push_back(p);
+    if (o.np > 0) in.push_back(Shape{o.np});
     return in;
   };
   // each gradient has its input's shape (as the caller passes it: dy the target's, which
@@ -152,7 +162,7 @@ void drive_infer(void *lib, const std::string &name) {
   const int k = gradient_operand(name, o);
   if (k == -2) return fail(name + ": a weight gradient without its operand");
   auto expected = [&](const std::vector<Shape> &in) {
-    if (is_multi(name)) return in;
+    if (is_multi(name)) return std::vector<Shape>(in.begin(), in.begin() + o.n);  // (no gradient of t)
     if (k >= 0) return std::vector<Shape>{in[k]};
     return std::vector<Shape>{is_reduced(name) ? Shape{} : in[0]};
   };
@@ -169,6 +179,13 @@ void drive_infer(void *lib, const std::string &name) {
   if (o.has_w) infer_case(fn, name, inputs({3, 4}, {3, 4}, {5}, {1}), false, {}, "weight");
   if (o.has_w) infer_case(fn, name, inputs({3, 4}, {3, 4}, {1, 3, 4}, {1}), false, {}, "weight rank");
   if (o.has_p) infer_case(fn, name, inputs({3, 4}, {3, 4}, {1}, {2, 4}), false, {}, "pos_weight");
+  if (o.np > 0) {  // t: exactly the loss's parameters, in one dimension
+    std::vector<Shape> bad = inputs({3, 4}, {3, 4}, {4}, {3, 1});
+    bad.back() = Shape{o.np + 1};
+    infer_case(fn, name, bad, false, {}, "parameters' length");
+    bad.back() = Shape{1, o.np};
+    infer_case(fn, name, bad, false, {}, "parameters' rank");
+  }
   Shape ones17(ms_bce::kMaxRank + 1, 1);
   infer_case(fn, name, inputs(ones17, ones17, {1}, {1}), false, {}, "rank 17");
   infer_case(fn, name, inputs({3, 4}, {3, 4}, {4}, {4}), false, {}, "negative rank", false, false, -1, -3);
@@ -187,6 +204,7 @@ void drive_kernel(void *lib, const std::string &name) {
   std::vector<Shape> shapes{{300, 300}, {300, 300}};  // 90000 elements: two chunks
   if (o.has_w) shapes.push_back({300});
   if (o.has_p) shapes.push_back({300, 1});
+  if (o.np > 0) shapes.push_back({o.np});  // t (alpha = gamma = 0.25 below)
   if (!forward) shapes.push_back(reduced ? Shape{} : Shape{300, 300});
   if (forward) {
     shapes.push_back(reduced ? Shape{} : Shape{300, 300});
@@ -264,6 +282,7 @@ int main(int argc, char **argv) {
   buf << in.rdbuf();
   const std::string json = buf.str();
   const std::vector<std::string> infer = names(json, "infer"), kernels = names(json, "kernels");
+  parameter_losses = names(json, "parameters");
   for (const std::string &n : infer) drive_infer(lib, n);
   for (const std::string &n : kernels) drive_kernel(lib, n);
   const std::vector<std::string> floor_infer = names(json, "floor_infer");

@@ -1,4 +1,4 @@
-// The per-element mathematics of both losses, written once: the CPU
+// The per-element mathematics of every loss, written once: the CPU
 // library's portable path (custom_ops/cpu/*.cc derive their policies from
 // these structs and add the AVX2 path, which takes the same float32 steps 8
 // lanes at a time) and the GPU kernels (custom_ops/gpu/bce_math.cuh names
@@ -15,6 +15,9 @@
 //
 // BCELoss: float32 per element, logs correctly rounded (evaluated in
 // double), MindSpore 2.10's eps rule.
+//
+// SigmoidFocalLoss: in double, its two scalar parameters (alpha, gamma) from
+// the t operand (params.h).
 #ifndef MS_BCE_COMMON_ELEMENT_MATH_H_
 #define MS_BCE_COMMON_ELEMENT_MATH_H_
 
@@ -180,6 +183,77 @@ struct Bce {
     r.dy = mul0(g, mul0(w, lb - la));
     r.dw = -mul0(g, log_likelihood(y, la, lb));
     r.dp = 0.0;
+    return r;
+  }
+};
+
+// The sigmoid focal loss (Lin et al. 2017, torchvision's sigmoid_focal_loss)
+// over BCEWithLogitsLoss's cross entropy, weight and pos_weight included:
+//   ce = (1 - Y) sp(X) + P Y sp(-X),   q = 1 - p_t = Y sigmoid(-X) + (1 - Y) sigmoid(X)
+//   a = alpha Y + (1 - alpha)(1 - Y) where alpha >= 0, else 1
+//   L = W a ce q^gamma
+// q is a sum of two non-negative terms for Y in [0, 1] (no cancellation, full
+// relative accuracy in both tails, unlike 1 - p_t), and its derivatives carry
+// ce q^(gamma - 1) as (ce / q) q^gamma, 0 where q is 0: the limit for every
+// gamma >= 0 (ce vanishes with q), so gamma < 1 gives no inf * 0 (optax #1346).
+// Everything in double, mul0's conventions (a term whose coefficient is an
+// exact 0 contributes 0).  Parameters theta = (alpha, gamma), ms_bce/_losses.py's order.
+struct SigmoidFocal {
+  static constexpr const char *kName = "SigmoidFocalLoss";
+  static constexpr int kParams = 2;
+
+  struct Terms {
+    double sig_pos, sig_neg, sp_pos, sp_neg, ce, q, f, a;
+  };
+
+  // q^gamma: by squaring for a small whole gamma (the usual 2: a third of pow's time), else pow
+  // (pow(q, 0) = 1, q = 0 and NaN included, as here)
+  MS_BCE_HD static double power(double q, double gamma) {
+    if (!(gamma >= 0.0 && gamma <= 16.0 && gamma == ::floor(gamma))) return ::pow(q, gamma);
+    double r = 1.0, b = q;
+    for (int n = static_cast<int>(gamma); n > 0; n >>= 1, b *= b)
+      if (n & 1) r *= b;
+    return r;
+  }
+
+  MS_BCE_HD static Terms terms(double x, double y, double p, const float *theta) {
+    const double alpha = theta[0], gamma = theta[1];
+    const Logistic t = Logistic::of_double(x);
+    const double er = t.e * t.r;
+    Terms s;
+    s.sig_pos = x >= 0.0 ? t.r : er;
+    s.sig_neg = x >= 0.0 ? er : t.r;
+    s.sp_pos = (x > 0.0 ? x : 0.0) + t.l;
+    s.sp_neg = (x < 0.0 ? -x : 0.0) + t.l;
+    s.ce = mul0(1.0 - y, s.sp_pos) + mul0(mul0(p, y), s.sp_neg);
+    s.q = y * s.sig_neg + (1.0 - y) * s.sig_pos;
+    s.f = power(s.q, gamma);
+    s.a = alpha >= 0.0 ? alpha * y + (1.0 - alpha) * (1.0 - y) : 1.0;
+    return s;
+  }
+
+  MS_BCE_HD static double value(double x, double y, double w, double p, const float *theta) {
+    const Terms s = terms(x, y, p, theta);
+    return mul0(w, mul0(s.a, mul0(s.ce, s.f)));
+  }
+
+  //   dX = G W a [ce' f + gamma (ce / q) f (1 - 2Y) sigmoid(X) sigmoid(-X)],  ce' = (1 - Y) sigmoid(X) - P Y sigmoid(-X)
+  //   dY = G W [a' ce f + a (P sp(-X) - sp(X)) f + a gamma (ce / q) f (sigmoid(-X) - sigmoid(X))],  a' = 2 alpha - 1 or 0
+  //   dW = G a ce f,   dP = G W a Y sp(-X) f
+  MS_BCE_HD static Grad grad(double x, double y, double w, double p, double g, const float *theta) {
+    const double alpha = theta[0], gamma = theta[1];
+    const Terms s = terms(x, y, p, theta);
+    const double cq = s.q != 0.0 ? mul0(s.ce / s.q, s.f) : 0.0;  // ce q^(gamma - 1)
+    const double gw = mul0(g, w), ga = mul0(gw, s.a);
+    const double dce_dx = mul0(1.0 - y, s.sig_pos) - mul0(mul0(p, y), s.sig_neg);
+    const double dq_dx = (1.0 - 2.0 * y) * (s.sig_pos * s.sig_neg);
+    const double da = alpha >= 0.0 ? 2.0 * alpha - 1.0 : 0.0;
+    Grad r;
+    r.dx = mul0(ga, mul0(dce_dx, s.f) + mul0(gamma, mul0(cq, dq_dx)));
+    r.dy = mul0(gw, mul0(da, mul0(s.ce, s.f)) + mul0(s.a, mul0(mul0(p, s.sp_neg) - s.sp_pos, s.f)) +
+                        mul0(s.a, mul0(gamma, mul0(cq, s.sig_neg - s.sig_pos))));
+    r.dw = mul0(mul0(g, s.a), mul0(s.ce, s.f));
+    r.dp = mul0(ga, mul0(mul0(y, s.sp_neg), s.f));
     return r;
   }
 };

@@ -92,6 +92,7 @@ using ms_bce::Grad;
 using ms_bce::mul0;
 using BceWithLogits = element::BceWithLogits;
 using Bce = element::Bce;
+using SigmoidFocal = element::SigmoidFocal;
 
 }  // namespace gpu
 }  // namespace ms_bce
