@@ -15,8 +15,9 @@ What it cannot reach (see docs/patching.rst):
 - a graph compiled before ``patch()`` keeps the built-in: MindSpore resolves
   names while it compiles a graph and then reuses the compiled graph.
 
-MindSpore's own ``nn.BCEWithLogitsLoss``, ``nn.BCELoss``, ``mint.nn.BCELoss``
-and ``mint.nn.functional`` losses call ``mindspore.ops.<function>`` (or
+MindSpore's own ``nn.BCEWithLogitsLoss``, ``nn.BCELoss``,
+``nn.MultiLabelSoftMarginLoss``, ``mint.nn.BCELoss`` and ``mint.nn.functional``
+losses call ``mindspore.ops.<function>`` (or
 ``mindspore.ops.function.<function>``) when they run, so while patched even
 those built-in objects compute with ms_bce's kernels (in PyNative at each call,
 in graph mode when a graph is compiled).
@@ -52,6 +53,9 @@ NAMES = {
     "mindspore.mint.nn.functional.binary_cross_entropy_with_logits":
         mint.nn.functional.binary_cross_entropy_with_logits,
     "mindspore.mint.nn.functional.binary_cross_entropy": mint.nn.functional.binary_cross_entropy,
+    "mindspore.ops.SigmoidCrossEntropyWithLogits": ops.SigmoidCrossEntropyWithLogits,
+    "mindspore.ops.multilabel_soft_margin_loss": ops.multilabel_soft_margin_loss,
+    "mindspore.nn.MultiLabelSoftMarginLoss": nn.MultiLabelSoftMarginLoss,
 }
 
 # Other public modules that expose the very same MindSpore objects, and which
@@ -67,6 +71,10 @@ ALIASES = {
     "mindspore.ops.operations.BinaryCrossEntropy": "mindspore.ops.BinaryCrossEntropy",
     "mindspore.nn.loss.BCEWithLogitsLoss": "mindspore.nn.BCEWithLogitsLoss",
     "mindspore.nn.loss.BCELoss": "mindspore.nn.BCELoss",
+    "mindspore.ops.operations.SigmoidCrossEntropyWithLogits": "mindspore.ops.SigmoidCrossEntropyWithLogits",
+    "mindspore.ops.function.multilabel_soft_margin_loss": "mindspore.ops.multilabel_soft_margin_loss",
+    "mindspore.ops.functional.multilabel_soft_margin_loss": "mindspore.ops.multilabel_soft_margin_loss",
+    "mindspore.nn.loss.MultiLabelSoftMarginLoss": "mindspore.nn.MultiLabelSoftMarginLoss",
 }
 
 _lock = threading.RLock()
@@ -186,7 +194,7 @@ def patched_names():
         >>> with ms_bce.patch():
         ...     names = ms_bce.patched_names()
         >>> print(len(names), names[0])
-        18 mindspore.ops.binary_cross_entropy_with_logits
+        25 mindspore.ops.binary_cross_entropy_with_logits
         >>> print(ms_bce.patched_names())
         ()
     """

@@ -75,6 +75,13 @@ def check_optional_tensor(op_name, arg_name, value):
         check_tensor(op_name, arg_name, value)
 
 
+def check_class_weight(op_name, arg_name, value):
+    """TypeError unless None, a Tensor, an int or a float (not a bool):
+    multilabel_soft_margin_loss's per-class weight."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (Tensor, int, float))):
+        raise TypeError(f"For '{op_name}', '{arg_name}' must be a Tensor, int or float, but got {type_name(value)}.")
+
+
 def check_initialized(op_name, names, *tensors):
     """ValueError for a Tensor created with an initializer and not yet
     initialised (PyNative): it has no data, and a Custom operator would read
@@ -126,6 +133,28 @@ def check_loss_args(op_name, names, allowed, input, target, weight, pos_weight, 
                  None if weight is None else weight.shape,
                  None if pos_weight is None else pos_weight.shape,
                  compiling(compile_marker))
+
+
+def check_multilabel_args(op_name, names, input, target, weight, reduction):
+    """multilabel_soft_margin_loss's checks before its weight becomes a Tensor
+    of the operands' dtype: reduction, Tensor-ness, weight's type, the dtypes
+    of input and target, input's rank (at least 1: the classes are its last
+    axis).  The rest (weight's dtype, shapes) is check_loss_args's.
+    names: how this API calls input, target, weight."""
+    check_reduction(op_name, reduction)
+    check_tensor(op_name, names[0], input)
+    check_tensor(op_name, names[1], target)
+    check_class_weight(op_name, names[2], weight)
+    check_dtype(op_name, names[0], input.dtype, FLOAT16_32_BF16)
+    check_dtype(op_name, names[1], target.dtype, FLOAT16_32_BF16)
+    check_min_rank(op_name, names[0], input.shape, 1)
+
+
+@constexpr
+def check_min_rank(op_name, arg_name, shape, rank):
+    """ValueError if the rank of shape is known and below rank."""
+    if shape is not None and not (len(shape) == 1 and shape[0] == -2) and len(shape) < rank:
+        raise ValueError(f"For '{op_name}', the rank of '{arg_name}' must be at least {rank}, but got {len(shape)}.")
 
 
 @constexpr(check=False)

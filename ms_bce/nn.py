@@ -1,9 +1,11 @@
 """Loss cells mirroring ``mindspore.nn``: argument order and Cell state only;
 the computation is that of ``ms_bce.ops``."""
-from . import _docs, _validate
-from .ops import _FOCAL_NAMES, _focal_loss, _LossCell, _logits_loss, _probability_loss
+from mindspore import nn as _ms_nn
 
-__all__ = ["BCEWithLogitsLoss", "BCELoss", "SigmoidFocalLoss"]
+from . import _docs, _validate
+from .ops import _FOCAL_NAMES, _focal_loss, _LossCell, _logits_loss, _multilabel_loss, _probability_loss
+
+__all__ = ["BCEWithLogitsLoss", "BCELoss", "MultiLabelSoftMarginLoss", "SigmoidFocalLoss"]
 
 # how these cells name input, target, weight, pos_weight (their construct's
 # arguments, as in MindSpore 2.10: nn.BCEWithLogitsLoss takes input, target;
@@ -213,3 +215,77 @@ class SigmoidFocalLoss(_LossCell):
     def construct(self, inputs, targets):
         return _focal_loss("SigmoidFocalLoss", _FOCAL_NAMES, inputs, targets, self.alpha, self.gamma,
                            self.reduction, self.weight, self.pos_weight)
+# MindSpore 2.10's MultiLabelSoftMarginLoss.construct takes (x, target)
+_MULTILABEL_NAMES = ("x", "target", "weight")
+
+
+@_docs.shared_sections
+class MultiLabelSoftMarginLoss(_ms_nn.Cell):
+    r"""
+    Multi-label soft margin loss as a loss cell. Mirrors
+    :class:`mindspore.nn.MultiLabelSoftMarginLoss`; the computation, gradients and
+    accuracy are those of :func:`ms_bce.ops.multilabel_soft_margin_loss` (BCEWithLogitsLoss
+    with a per-class weight, averaged over the last axis), finite for :math:`|x|` above 88
+    where MindSpore's built-in returns inf or NaN.
+
+    With :math:`X` = `x` and :math:`Y` = `target` of shape :math:`(\ldots, C)` and
+    :math:`W` = `weight` (1 when not given) broadcast to that shape, each row's loss is
+
+    .. math::
+        \ell = \frac{1}{C} \sum_{j=1}^{C} W_j \left[ Y_j\,\mathrm{softplus}(-X_j)
+        + (1 - Y_j)\,\mathrm{softplus}(X_j) \right]
+
+    ``'none'`` returns :math:`\ell` per row (shape ``x.shape[:-1]``), ``'mean'`` their
+    mean, ``'sum'`` their sum.
+
+    `x` may have any rank from 1, as in MindSpore, whose cell calls its functional form
+    (its docstring says rank 2); `weight` may be a ``Parameter`` (its gradient is exact).
+    `reduction` and the type of `weight` are checked at construction.
+
+    Args:
+        weight (Union[Tensor, int, float], optional): Rescaling weight of each class,
+            broadcastable to the input's shape (typically :math:`(C,)`); an int or float
+            weighs every class alike. Default: ``None``.
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Inputs:
+        - **x** (Tensor) - Scores (logits) of shape :math:`(\ldots, C)`, rank at least 1;
+          float16, float32 or bfloat16.
+        - **target** (Tensor) - The shape of `x`; float16, float32 or bfloat16.
+
+    Outputs:
+        Tensor of the promoted (widest) dtype of the Tensor operands: of shape
+        ``x.shape[:-1]`` for ``'none'``, else 0-d.
+
+    Raises:
+        TypeError: If `reduction` is not a str, `weight` is neither a Tensor, an int, a
+            float nor ``None``, an input is not a Tensor, or a dtype is not float16,
+            float32 or bfloat16.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, if `x`
+            is 0-d, if the shape of `target` differs from that of `x`, or if `weight` can
+            not be broadcast to it.
+
+    Supported Platforms:
+        PLATFORMS
+
+    Examples:
+        >>> import mindspore as ms
+        >>> from ms_bce import nn
+        >>> x = ms.Tensor([[0.3, 0.6, 0.6], [0.9, 0.4, 0.2]])
+        >>> target = ms.Tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+        >>> loss = nn.MultiLabelSoftMarginLoss(reduction='mean')
+        >>> out = loss(x, target)
+        >>> print(out.asnumpy())
+        0.84693986
+    """
+
+    def __init__(self, weight=None, reduction='mean'):
+        super().__init__()
+        _validate.check_reduction("MultiLabelSoftMarginLoss", reduction)
+        _validate.check_class_weight("MultiLabelSoftMarginLoss", "weight", weight)
+        self.weight = weight
+        self.reduction = reduction
+
+    def construct(self, x, target):
+        return _multilabel_loss("MultiLabelSoftMarginLoss", _MULTILABEL_NAMES, x, target, self.weight,
+                                self.reduction)

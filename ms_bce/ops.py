@@ -5,6 +5,8 @@ to one compute dtype, and calls the Custom AOT operator of ``_kernels`` whose
 bprop is our fused backward kernel.  ``nn`` and ``mint`` are thin re-spellings
 of these.
 """
+from mindspore import Tensor as _Tensor
+from mindspore import dtype as _mstype
 from mindspore import nn as _ms_nn
 from mindspore import ops as _ms_ops
 from mindspore.ops._primitive_cache import _get_cache_prim
@@ -12,7 +14,7 @@ from mindspore.ops._primitive_cache import _get_cache_prim
 from . import _docs, _kernels, _validate
 
 __all__ = ["BCEWithLogitsLoss", "binary_cross_entropy_with_logits", "BinaryCrossEntropy", "binary_cross_entropy",
-           "sigmoid_focal_loss"]
+           "SigmoidCrossEntropyWithLogits", "multilabel_soft_margin_loss", "sigmoid_focal_loss"]
 
 _FUNCTIONAL_NAMES = ("input", "target", "weight", "pos_weight")
 _PRIMITIVE_NAMES = ("logits", "label", "weight", "pos_weight")
@@ -448,3 +450,186 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none',
     """
     return _focal_loss("sigmoid_focal_loss", _FOCAL_NAMES, inputs, targets, alpha, gamma, reduction, weight,
                        pos_weight)
+# ------------------------------------------- relatives of BCEWithLogitsLoss ---
+#
+# MindSpore names whose loss is BCEWithLogitsLoss's with another face: computed
+# by the same kernels (no C++ of their own), so they share its accuracy and
+# its exact gradients.
+
+_SIGMOID_NAMES = ("logits", "label", "weight", "pos_weight")
+_MULTILABEL_NAMES = ("input", "target", "weight", "pos_weight")
+
+
+@_docs.shared_sections
+class SigmoidCrossEntropyWithLogits(_ms_nn.Cell):
+    r"""
+    Elementwise binary cross entropy between the sigmoid of `logits` and `label`, no
+    reduction: constructed with no arguments, called ``op(logits, label)``. Mirrors
+    :class:`mindspore.ops.SigmoidCrossEntropyWithLogits`; computed by ms_bce's
+    BCEWithLogitsLoss kernel with ``reduction='none'``, so it equals
+    ``ms_bce.ops.binary_cross_entropy_with_logits(logits, label, reduction='none')``.
+
+    (It is a ``Cell`` rather than a ``Primitive``, as :class:`ms_bce.ops.BCEWithLogitsLoss`
+    is; usable in PyNative, inside ``Cell.construct`` in graph mode and under ``mindspore.jit``.)
+
+    With :math:`X` = `logits` and :math:`Y` = `label`:
+
+    .. math::
+        L = (1 - Y)\,\mathrm{softplus}(X) + Y\,\mathrm{softplus}(-X),
+        \qquad \mathrm{softplus}(z) = \max(z, 0) + \log(1 + e^{-|z|})
+
+    which equals MindSpore's :math:`-[Y \ln\sigma(X) + (1 - Y)\ln(1 - \sigma(X))]` and
+    keeps full relative accuracy in both tails; an infinite logit with the agreeing label
+    gives 0 (the built-in gives NaN). Labels are not restricted to [0, 1].
+
+    Gradients of both inputs are exact: :math:`\partial L/\partial X = \sigma(X) - Y`
+    and :math:`\partial L/\partial Y = \mathrm{softplus}(-X) - \mathrm{softplus}(X) = -X`
+    (MindSpore 2.10's built-in returns zeros for the label).
+
+    dtypes: MindSpore's built-in takes float16 or float32 (its CPU kernel also float64),
+    `label` of the dtype of `logits`. ms_bce takes float16, float32 and bfloat16, as its
+    other logits losses do, and operands of different dtypes are computed in the widest
+    (the built-in refuses them); float64 is refused (the kernels have no float64).
+
+    Inputs:
+        - **logits** (Tensor) - Any shape; float16, float32 or bfloat16.
+        - **label** (Tensor) - The shape of `logits`; float16, float32 or bfloat16.
+
+    Outputs:
+        Tensor of the shape of `logits` and of the promoted (widest) dtype of the two
+        (the dtype of `logits` when they agree).
+
+    Raises:
+        TypeError: If `logits` or `label` is not a Tensor, or its dtype is not float16,
+            float32 or bfloat16.
+        ValueError: If the shape of `label` differs from the shape of `logits`.
+
+    Supported Platforms:
+        PLATFORMS
+
+    Examples:
+        >>> import numpy as np
+        >>> from mindspore import Tensor
+        >>> from ms_bce import ops
+        >>> logits = Tensor(np.array([[-0.8, 1.2, 0.7], [-0.1, -0.4, 0.7]]).astype(np.float32))
+        >>> labels = Tensor(np.array([[0.3, 0.8, 1.2], [-0.6, 0.1, 2.2]]).astype(np.float32))
+        >>> sigmoid = ops.SigmoidCrossEntropyWithLogits()
+        >>> output = sigmoid(logits, labels)
+        >>> print(output)
+        [[ 0.6111007   0.5032824   0.263186  ]
+         [ 0.58439666  0.55301523 -0.4368139 ]]
+
+        (MindSpore's page prints 0.26318604, 0.5530153 and -0.43681398 for the last three:
+        both within 3 float32 ULP of the float64 values, 0.26318602, 0.55301525, -0.43681397.)
+    """
+
+    def __init__(self):
+        super().__init__()
+
+    def construct(self, logits, label):
+        return _logits_loss("SigmoidCrossEntropyWithLogits", _SIGMOID_NAMES, logits, label, None, None, "none")
+
+
+def _multilabel_loss(op_name, names, input, target, weight, reduction):
+    """multilabel_soft_margin_loss for every public spelling: BCEWithLogitsLoss
+    with `weight`, averaged over the last axis (the classes), then reduced.
+    names: input, target, weight as that API calls them."""
+    _validate.check_multilabel_args(op_name, names, input, target, weight, reduction)
+    if weight is not None and not isinstance(weight, _Tensor):
+        # a Python number weighs every class alike: a 0-d Tensor of the operands' dtype
+        # (by way of float32: graph mode's ScalarToTensor makes no bfloat16)
+        weight = _cast(_ms_ops.scalar_to_tensor(weight, _mstype.float32),
+                       _validate.widest_float((input.dtype, target.dtype)))
+    names = names[:3] + ("pos_weight",)
+    out = _logits_loss(op_name, names, input, target, weight, None, reduction)
+    if reduction == "mean":
+        # the mean over rows of (row sum / C) is the mean over all elements
+        return out
+    if reduction == "sum":
+        return out / input.shape[-1]
+    # the row means accumulated in float32 (one rounding to a 16-bit dtype at the end)
+    return _cast(_ms_ops.mean(_cast(out, _mstype.float32), -1), out.dtype)
+
+
+@_docs.shared_sections
+def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean'):
+    r"""
+    Multi-label soft margin loss: binary cross entropy with logits per class, averaged
+    over the classes (the last axis), computed by ms_bce's BCEWithLogitsLoss kernels.
+    Mirrors :func:`mindspore.ops.multilabel_soft_margin_loss`.
+
+    With :math:`X` = `input` and :math:`Y` = `target` of shape :math:`(\ldots, C)`,
+    :math:`W` = `weight` (1 when not given) broadcast to that shape, and
+    :math:`\mathrm{softplus}(z) = \max(z, 0) + \log(1 + e^{-|z|})`, each row's loss is
+
+    .. math::
+        \ell = \frac{1}{C} \sum_{j=1}^{C} W_j \left[ Y_j\,\mathrm{softplus}(-X_j)
+        + (1 - Y_j)\,\mathrm{softplus}(X_j) \right]
+
+    MindSpore's definition, :math:`-\frac{1}{C}\sum_j W_j[Y_j \log\sigma(X_j) + (1 - Y_j)
+    \log(1 - \sigma(X_j))]`, in a stable form: MindSpore's built-in evaluates
+    :math:`\log(e^{-x} + 1)`, which overflows float32 for :math:`|x|` above about 88 and
+    returns inf or NaN there (:math:`x = 200, y = 0`: inf; :math:`x = -200, y = 0`: NaN);
+    ms_bce's is finite and keeps full relative accuracy in both tails.
+
+    ``'none'`` returns :math:`\ell` per row, of shape ``input.shape[:-1]`` (0-d for a
+    1-D `input`: one row); ``'mean'`` the mean of the rows' losses, which is the mean of
+    all :math:`N` elements' weighted losses, exactly
+    ``ms_bce.ops.binary_cross_entropy_with_logits(input, target, weight, None, 'mean')``;
+    ``'sum'`` the sum of the rows' losses (the BCEWithLogitsLoss ``'sum'`` divided by
+    :math:`C`). The kernels accumulate sums in double precision; the row means of
+    ``'none'`` are accumulated in float32 by MindSpore's ``mean``. In graph mode
+    MindSpore's runtime flushes subnormal numbers to zero in its own operators, so a row
+    loss below float32's smallest normal number (1.2e-38) from ``'none'`` or ``'sum'``
+    (whose division by :math:`C` is a MindSpore operator) is 0 there; ``'mean'`` is
+    computed whole by the kernel and keeps it, as PyNative keeps all three.
+
+    Gradients of `input`, `target` and a Tensor `weight` are exact (our fused backward
+    kernel), the weight's summed back to its own shape, so a per-class `weight` can be a
+    learned ``Parameter``.
+
+    `input` may have any rank from 1 (MindSpore's functional form takes any rank of at
+    least 1, its ``nn`` docstring says 2); a 0-d `input` has no class axis and is refused.
+    Unlike the built-in, `target` must have the shape of `input` (the built-in broadcasts it).
+
+    Args:
+        input (Tensor): Scores (logits) of shape :math:`(\ldots, C)`, rank at least 1;
+            float16, float32 or bfloat16.
+        target (Tensor): Targets, the shape of `input`; float16, float32 or bfloat16.
+        weight (Union[Tensor, int, float], optional): Rescaling weight of each class,
+            broadcastable to the shape of `input` (typically :math:`(C,)`). An int or float
+            weighs every class alike and becomes a 0-d Tensor of the operands' dtype.
+            Default: ``None`` (all ones).
+        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Returns:
+        Tensor of the promoted (widest) dtype of the Tensor operands: of shape
+        ``input.shape[:-1]`` for ``'none'``, else 0-d.
+
+    Raises:
+        TypeError: If `input` or `target` is not a Tensor, or `weight` is neither a
+            Tensor, an int, a float nor ``None``.
+        TypeError: If the dtype of `input`, `target` or a Tensor `weight` is not float16,
+            float32 or bfloat16.
+        TypeError: If `reduction` is not a str.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``.
+        ValueError: If `input` is 0-d.
+        ValueError: If the shape of `target` differs from the shape of `input`, or
+            `weight` can not be broadcast to it.
+
+    Supported Platforms:
+        PLATFORMS
+
+    Examples:
+        >>> from mindspore import Tensor
+        >>> from ms_bce import ops
+        >>> input = Tensor([[0.3, 0.6, 0.6], [0.9, 0.4, 0.2]])
+        >>> target = Tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+        >>> loss = ops.multilabel_soft_margin_loss(input, target, reduction='mean')
+        >>> print(loss.asnumpy())
+        0.84693986
+
+        This is the float64 value (0.8469398618) rounded to float32. MindSpore's page prints
+        0.84693956 and its CPU built-in here 0.8469397: 5 and 3 float32 ULP below it.
+    """
+    return _multilabel_loss("multilabel_soft_margin_loss", _MULTILABEL_NAMES, input, target, weight, reduction)

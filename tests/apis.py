@@ -1,11 +1,14 @@
-"""The ten public names of both loss families, called uniformly (the property
-tests and the robustness sweep share this)."""
+"""The ten public names of both loss families, and the three relatives of
+BCEWithLogitsLoss (no pos_weight; SigmoidCrossEntropyWithLogits takes no weight
+nor reduction either), called uniformly (the property tests and the robustness
+sweep share this; the property tests draw from the two families only)."""
 import ms_bce
 
 LOGITS_APIS = ["ops.binary_cross_entropy_with_logits", "mint.nn.functional.binary_cross_entropy_with_logits",
                "ops.BCEWithLogitsLoss", "nn.BCEWithLogitsLoss", "mint.nn.BCEWithLogitsLoss"]
 BCE_APIS = ["ops.binary_cross_entropy", "ops.BinaryCrossEntropy", "mint.nn.functional.binary_cross_entropy",
             "nn.BCELoss", "mint.nn.BCELoss"]
+RELATIVE_APIS = ["ops.SigmoidCrossEntropyWithLogits", "ops.multilabel_soft_margin_loss", "nn.MultiLabelSoftMarginLoss"]
 
 
 def loss_fn(api, w, p, reduction):
@@ -35,4 +38,11 @@ def loss_fn(api, w, p, reduction):
         return m.nn.BCELoss(w, reduction)
     if api == "mint.nn.BCELoss":
         return m.mint.nn.BCELoss(w, reduction)
+    if api == "ops.SigmoidCrossEntropyWithLogits":
+        op = m.ops.SigmoidCrossEntropyWithLogits()
+        return lambda x, y: op(x, y)
+    if api == "ops.multilabel_soft_margin_loss":
+        return lambda x, y, w=w: m.ops.multilabel_soft_margin_loss(x, y, w, reduction)
+    if api == "nn.MultiLabelSoftMarginLoss":
+        return m.nn.MultiLabelSoftMarginLoss(w, reduction)
     raise AssertionError(api)

@@ -121,6 +121,60 @@ def bce_with_logits_seed_form(x, y, weight=None, pos_weight=None):
     return w * ((1.0 - y) * x + (1.0 + (p - 1.0) * y) * softplus(-x))
 
 
+# --------------------------- its relatives: SigmoidCrossEntropyWithLogits, ---
+# ------------------------------------------------ multilabel_soft_margin_loss ---
+
+def sigmoid_cross_entropy_with_logits(x, y):
+    """L = (1 - Y) softplus(X) + Y softplus(-X) elementwise: BCEWithLogitsLoss, 'none'."""
+    return bce_with_logits(x, y, reduction="none")
+
+
+def _row_means(elementwise):
+    """The mean over the last axis (the classes); NaN for rows of no class."""
+    e = np.asarray(elementwise, np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.sum(e, axis=-1) / e.shape[-1] if e.shape[-1] else np.full(e.shape[:-1], np.nan)
+
+
+def multilabel_soft_margin_loss(x, y, weight=None, reduction="mean"):
+    """MindSpore's definition in float64: per row (the last axis holds C classes)
+    1/C sum_j W_j [Y_j softplus(-X_j) + (1 - Y_j) softplus(X_j)]; 'none' -> the
+    rows, 'mean' -> their mean (NaN for no row), 'sum' -> their sum."""
+    rows = _row_means(bce_with_logits(x, y, weight, None, "none"))
+    if reduction == "none":
+        return rows
+    if reduction == "sum":
+        return np.float64(np.sum(rows))
+    with np.errstate(invalid="ignore"):
+        return np.float64(np.sum(rows) / rows.size) if rows.size else np.float64(np.nan)
+
+
+def multilabel_scale(x, y, weight=None, reduction="mean"):
+    """The terms' size of each result (the bar is relative to it): the rows of
+    |W| (|(1 - Y) softplus(X)| + |Y softplus(-X)|), reduced as the loss is."""
+    rows = _row_means(bce_with_logits_scale(x, y, weight))
+    if reduction == "none":
+        return rows
+    total = np.sum(rows)
+    return total / rows.size if reduction == "mean" and rows.size else total
+
+
+def multilabel_soft_margin_loss_grads(x, y, weight=None, reduction="mean", dout=1.0):
+    """(dX, dY, dW) in float64, dW summed to the weight's shape (None without a
+    weight): each element's incoming gradient is the row's (dout for 'none', dout
+    for 'sum', dout / rows for 'mean') divided by C."""
+    shape = np.shape(x)
+    classes = shape[-1]
+    dout = np.asarray(dout, np.float64)
+    rows = int(np.prod(shape[:-1]))
+    if reduction == "none":
+        g = np.broadcast_to(dout[..., None], shape) / classes
+    else:
+        g = np.broadcast_to(dout / classes / (rows if reduction == "mean" else 1), shape)
+    dx, dy, dw, _ = bce_with_logits_grads(x, y, weight, None, "none", g)
+    return dx, dy, dw
+
+
 # ------------------------------------------------------------------- BCE ---
 
 BCE_EPS = np.float32(1e-12)

@@ -209,3 +209,127 @@ class TestBCEErrorTable:
         with raises(ValueError, f"For '{op}', the shape of '{names[2]}' (4,) can not broadcast to the shape of "
                                 f"'{names[0]}' (2, 3)."):
             invoke_bce(api, w=to_ms(np.ones(4)))
+
+
+# ------------------------------------ the relatives of BCEWithLogitsLoss ---
+
+import ms_bce  # noqa: E402
+
+
+def _multilabel_functional(w, reduction):
+    def f(x, y):
+        return ms_bce.ops.multilabel_soft_margin_loss(x, y, w, reduction)
+    return f
+
+
+def _multilabel_cell(w, reduction):
+    return ms_bce.nn.MultiLabelSoftMarginLoss(w, reduction)
+
+
+MULTILABEL_APIS = {"ops.multilabel_soft_margin_loss": _multilabel_functional,
+                   "nn.MultiLabelSoftMarginLoss": _multilabel_cell}
+# API -> (name in messages, argument names: input, target, weight)
+MULTILABEL_NAMES = {"ops.multilabel_soft_margin_loss": ("multilabel_soft_margin_loss", ("input", "target", "weight")),
+                    "nn.MultiLabelSoftMarginLoss": ("MultiLabelSoftMarginLoss", ("x", "target", "weight"))}
+
+
+def invoke_multilabel(api, **bad):
+    a = {**GOOD, **bad}
+    loss = MULTILABEL_APIS[api](a["w"], a["reduction"])
+
+    def f():
+        return loss(a["x"], a["y"])
+    return call(f)
+
+
+@pytest.mark.parametrize("api", list(MULTILABEL_APIS))
+class TestMultilabelErrorTable:
+    def test_inputs_not_tensors(self, mode, api):
+        op, names = MULTILABEL_NAMES[api]
+        with raises(TypeError, f"For '{op}', '{names[0]}' must be a Tensor, but got float."):
+            invoke_multilabel(api, x=1.5)
+        with raises(TypeError, f"For '{op}', '{names[1]}' must be a Tensor, but got list."):
+            invoke_multilabel(api, y=[[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+
+    def test_weight_neither_a_tensor_nor_a_number(self, mode, api):
+        op, names = MULTILABEL_NAMES[api]
+        with raises(TypeError, f"For '{op}', '{names[2]}' must be a Tensor, int or float, but got str."):
+            invoke_multilabel(api, w="1")
+        with raises(TypeError, f"For '{op}', '{names[2]}' must be a Tensor, int or float, but got bool."):
+            invoke_multilabel(api, w=True)
+        with raises(TypeError, f"For '{op}', '{names[2]}' must be a Tensor, int or float, but got list."):
+            invoke_multilabel(api, w=[1.0, 2.0, 3.0])
+
+    def test_dtypes_outside_documented_set(self, mode, api):
+        op, names = MULTILABEL_NAMES[api]
+        with raises(TypeError, f"For '{op}', the dtype of '{names[0]}' must be one of [float16, float32, bfloat16], "
+                               "but got int32."):
+            invoke_multilabel(api, x=Tensor(np.zeros((2, 3), np.int32)))
+        with raises(TypeError, f"For '{op}', the dtype of '{names[1]}' must be one of [float16, float32, bfloat16], "
+                               "but got float64."):
+            invoke_multilabel(api, y=Tensor(np.zeros((2, 3), np.float64)))
+        with raises(TypeError, f"For '{op}', the dtype of '{names[2]}' must be one of [float16, float32, bfloat16], "
+                               "but got int64."):
+            invoke_multilabel(api, w=Tensor(np.ones(3, np.int64)))
+
+    def test_reduction(self, mode, api):
+        op, _ = MULTILABEL_NAMES[api]
+        with raises(TypeError, f"For '{op}', 'reduction' must be a str, but got int."):
+            invoke_multilabel(api, reduction=1)
+        with raises(TypeError, f"For '{op}', 'reduction' must be a str, but got NoneType."):
+            invoke_multilabel(api, reduction=None)
+        with raises(ValueError, f"For '{op}', 'reduction' must be one of ['none', 'mean', 'sum'], but got 'avg'."):
+            invoke_multilabel(api, reduction="avg")
+        with raises(ValueError, "but got 'MEAN'."):
+            invoke_multilabel(api, reduction="MEAN")
+
+    def test_shapes(self, mode, api):
+        op, names = MULTILABEL_NAMES[api]
+        with raises(ValueError, f"For '{op}', the shape of '{names[1]}' must be the same as the shape of "
+                                f"'{names[0]}' (2, 3), but got (3,)."):
+            invoke_multilabel(api, y=to_ms(np.zeros(3)))  # the built-in broadcasts it
+        with raises(ValueError, f"For '{op}', the shape of '{names[2]}' (4,) can not broadcast to the shape of "
+                                f"'{names[0]}' (2, 3)."):
+            invoke_multilabel(api, w=to_ms(np.ones(4)))
+
+    def test_zero_dimensional_input_has_no_class_axis(self, mode, api):
+        op, names = MULTILABEL_NAMES[api]
+        with raises(ValueError, f"For '{op}', the rank of '{names[0]}' must be at least 1, but got 0."):
+            invoke_multilabel(api, x=to_ms(np.float32(0.5)), y=to_ms(np.float32(1.0)), w=None)
+
+
+SIGMOID_GOOD = {"x": GOOD["x"], "y": GOOD["y"]}
+
+
+def invoke_sigmoid(**bad):
+    a = {**SIGMOID_GOOD, **bad}
+    op = ms_bce.ops.SigmoidCrossEntropyWithLogits()
+
+    def f():
+        return op(a["x"], a["y"])
+    return call(f)
+
+
+class TestSigmoidCrossEntropyErrorTable:
+    def test_inputs_not_tensors(self, mode):
+        with raises(TypeError, "For 'SigmoidCrossEntropyWithLogits', 'logits' must be a Tensor, but got float."):
+            invoke_sigmoid(x=1.5)
+        with raises(TypeError, "For 'SigmoidCrossEntropyWithLogits', 'label' must be a Tensor, but got ndarray."):
+            invoke_sigmoid(y=np.zeros((2, 3), np.float32))
+
+    def test_dtypes_outside_documented_set(self, mode):
+        with raises(TypeError, "For 'SigmoidCrossEntropyWithLogits', the dtype of 'logits' must be one of "
+                               "[float16, float32, bfloat16], but got int32."):
+            invoke_sigmoid(x=Tensor(np.zeros((2, 3), np.int32)))
+        with raises(TypeError, "For 'SigmoidCrossEntropyWithLogits', the dtype of 'label' must be one of "
+                               "[float16, float32, bfloat16], but got float64."):  # the built-in's CPU kernel takes it
+            invoke_sigmoid(y=Tensor(np.zeros((2, 3), np.float64)))
+
+    def test_label_shape_differs(self, mode):
+        with raises(ValueError, "For 'SigmoidCrossEntropyWithLogits', the shape of 'label' must be the same as the "
+                                "shape of 'logits' (2, 3), but got (3,)."):
+            invoke_sigmoid(y=to_ms(np.zeros(3)))
+
+    def test_takes_no_construction_arguments(self):
+        with pytest.raises(TypeError):
+            ms_bce.ops.SigmoidCrossEntropyWithLogits('none')  # pylint: disable=too-many-function-args

@@ -33,6 +33,9 @@ MIRRORED = {
     "mindspore.mint.nn.functional.binary_cross_entropy_with_logits":
         ms_bce.mint.nn.functional.binary_cross_entropy_with_logits,
     "mindspore.mint.nn.functional.binary_cross_entropy": ms_bce.mint.nn.functional.binary_cross_entropy,
+    "mindspore.ops.SigmoidCrossEntropyWithLogits": ms_bce.ops.SigmoidCrossEntropyWithLogits,
+    "mindspore.ops.multilabel_soft_margin_loss": ms_bce.ops.multilabel_soft_margin_loss,
+    "mindspore.nn.MultiLabelSoftMarginLoss": ms_bce.nn.MultiLabelSoftMarginLoss,
 }
 # public modules holding the same MindSpore objects under other paths
 ALIASES = {
@@ -44,12 +47,19 @@ ALIASES = {
     "mindspore.ops.operations.BinaryCrossEntropy": "mindspore.ops.BinaryCrossEntropy",
     "mindspore.nn.loss.BCEWithLogitsLoss": "mindspore.nn.BCEWithLogitsLoss",
     "mindspore.nn.loss.BCELoss": "mindspore.nn.BCELoss",
+    "mindspore.ops.operations.SigmoidCrossEntropyWithLogits": "mindspore.ops.SigmoidCrossEntropyWithLogits",
+    "mindspore.ops.function.multilabel_soft_margin_loss": "mindspore.ops.multilabel_soft_margin_loss",
+    "mindspore.ops.functional.multilabel_soft_margin_loss": "mindspore.ops.multilabel_soft_margin_loss",
+    "mindspore.nn.loss.MultiLabelSoftMarginLoss": "mindspore.nn.MultiLabelSoftMarginLoss",
 }
 # where MindSpore defines them: left alone (its own internals build primitives there)
 DEFINING = ("mindspore.ops.function.nn_func.binary_cross_entropy_with_logits",
             "mindspore.ops.auto_generate.BCEWithLogitsLoss",
             "mindspore.ops.operations.nn_ops.BinaryCrossEntropy",
-            "mindspore.nn.loss.loss.BCELoss")
+            "mindspore.nn.loss.loss.BCELoss",
+            "mindspore.ops.operations.nn_ops.SigmoidCrossEntropyWithLogits",
+            "mindspore.ops.function.nn_func.multilabel_soft_margin_loss",
+            "mindspore.nn.loss.loss.MultiLabelSoftMarginLoss")
 
 
 def resolve(dotted):
@@ -176,6 +186,43 @@ def test_builtin_nn_loss_made_before_patch_computes_with_ms_bce_while_patched():
     with ms_bce.patch():
         np.testing.assert_allclose(builtin(p, y).asnumpy().astype(np.float64), [27.63, 0.6934], rtol=1e-3)
     assert np.isinf(builtin(p, y).asnumpy()[0])
+
+
+def test_patched_names_count_every_mirrored_name_and_alias():
+    with ms_bce.patch():
+        assert len(ms_bce.patched_names()) == len(MIRRORED) + len(ALIASES) == 25
+
+
+def test_every_public_loss_of_ms_bce_mirrors_a_patched_mindspore_name():
+    """No ms_bce loss is left out of patch(): each public ops/nn/mint name is the
+    replacement of the MindSpore name of the same spelling."""
+    ours = {f"mindspore.ops.{n}": getattr(ms_bce.ops, n) for n in ms_bce.ops.__all__}
+    ours.update({f"mindspore.nn.{n}": getattr(ms_bce.nn, n) for n in ms_bce.nn.__all__})
+    ours.update({f"mindspore.mint.nn.{n}": getattr(ms_bce.mint.nn, n) for n in ms_bce.mint.nn.__all__
+                 if n != "functional"})
+    ours.update({f"mindspore.mint.nn.functional.{n}": getattr(ms_bce.mint.nn.functional, n)
+                 for n in ms_bce.mint.nn.functional.__all__})
+    assert ours == MIRRORED
+
+
+def test_builtin_multilabel_cell_made_before_patch_computes_with_ms_bce_while_patched():
+    """MindSpore's nn.MultiLabelSoftMarginLoss calls mindspore.ops.multilabel_soft_margin_loss
+    when it runs: while patched, |x| > 88 is finite (the built-in returns NaN)."""
+    builtin = ORIGINAL["mindspore.nn.MultiLabelSoftMarginLoss"](reduction='none')
+    x, y = to_ms([[-200.0, 200.0, 95.0]]), to_ms([[1.0, 0.0, 0.0]])
+    assert not np.isfinite(builtin(x, y).asnumpy()).any()
+    with ms_bce.patch():
+        np.testing.assert_allclose(builtin(x, y).asnumpy(), [495.0 / 3], rtol=1e-6)
+    assert not np.isfinite(builtin(x, y).asnumpy()).any()
+
+
+def test_patched_sigmoid_cross_entropy_is_constructed_and_called_as_the_primitive():
+    x, y = to_ms([np.inf, -np.inf, 0.0]), to_ms([1.0, 0.0, 1.0])
+    assert np.isnan(ms.ops.SigmoidCrossEntropyWithLogits()(x, y).asnumpy()[:2]).all()
+    with ms_bce.patch():
+        from mindspore.ops import operations as P  # pylint: disable=import-outside-toplevel
+        out = P.SigmoidCrossEntropyWithLogits()(x, y).asnumpy()
+    np.testing.assert_allclose(out, [0.0, 0.0, np.log(2.0)], rtol=1e-7)
 
 
 def test_builtin_primitive_made_before_patch_stays_builtin():

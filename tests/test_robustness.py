@@ -19,7 +19,7 @@ from mindspore import Parameter, Tensor
 
 import ms_bce
 from tests import reference as ref
-from tests.apis import BCE_APIS, LOGITS_APIS, loss_fn
+from tests.apis import BCE_APIS, LOGITS_APIS, RELATIVE_APIS, loss_fn
 from tests.conftest import FnCell
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,6 +46,8 @@ def build(api, w, p, reduction):
         return lambda x, y: op(x, y, w)
     if api == "mint.nn.functional.binary_cross_entropy":
         return lambda x, y: m.mint.nn.functional.binary_cross_entropy(x, y, w, reduction)
+    if api == "ops.multilabel_soft_margin_loss":
+        return lambda x, y: m.ops.multilabel_soft_margin_loss(x, y, w, reduction)
     return loss_fn(api, w, p, reduction)  # the nn and mint.nn cells
 
 
@@ -153,18 +155,22 @@ REDUCTIONS = [
 # the graph-mode subset, per argument
 GRAPH_SUBSET = {"x": ("float32", "strided view", "initialised", "numpy array", "int32"),
                 "y": ("transposed view", "float", "wrong shape"),
-                "w": ("Parameter", "None", "float16/16", "wrong shape", "list"),
+                "w": ("Parameter", "None", "float16/16", "wrong shape", "list", "float"),
                 "p": ("sliced view", "int", "bool"),
                 "reduction": ("sum", "numpy str_", "lying str", "avg", "int", "None")}
 
 
 def expected_value(api, x, y, w, p, reduction):
     def f64(t):
-        if t is None:
-            return None
+        if not isinstance(t, Tensor):
+            return t  # None, or multilabel_soft_margin_loss's number weight
         t = t.astype(ms.float32) if t.dtype == ms.bfloat16 else t
         return t.asnumpy().astype(np.float64)
     r = str.__str__(reduction)
+    if api == "ops.SigmoidCrossEntropyWithLogits":
+        return ref.sigmoid_cross_entropy_with_logits(f64(x), f64(y))
+    if api in RELATIVE_APIS:
+        return ref.multilabel_soft_margin_loss(f64(x), f64(y), f64(w), r)
     if api in LOGITS_APIS:
         return ref.bce_with_logits(f64(x), f64(y), f64(w), f64(p), r)
     return ref.bce(f64(x), f64(y), f64(w), r)
@@ -172,11 +178,15 @@ def expected_value(api, x, y, w, p, reduction):
 
 def outcome_for(api, slot, label, outcome):
     """The expected outcome of a variant in one slot of one API: the 16-bit
-    dtypes follow each family's documented set and same-dtype rule."""
+    dtypes follow each family's documented set and same-dtype rule; the
+    multilabel loss's weight may be a Python int or float (not a bool, nor a
+    NumPy scalar)."""
     if outcome == "ok16":
-        return "ok" if api in LOGITS_APIS else TypeError  # BCELoss: target/weight must have input's dtype
+        return TypeError if api in BCE_APIS else "ok"  # BCELoss: target/weight must have input's dtype
     if outcome == "okbf16":
-        return "ok" if api in LOGITS_APIS else TypeError  # and bfloat16 only in mint.nn.BCELoss
+        return TypeError if api in BCE_APIS else "ok"  # and bfloat16 only in mint.nn.BCELoss
+    if api in RELATIVE_APIS and slot == "w" and label in ("float", "int"):
+        return "ok"
     return outcome
 
 
@@ -184,11 +194,13 @@ def sweep(mode, progress):
     """Runs every (API, argument, value) combination; returns the problems."""
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
     problems, count = [], 0
-    for api in LOGITS_APIS + BCE_APIS:
-        logits = api in LOGITS_APIS
-        base = {"x": Tensor(X if logits else P), "y": Tensor(Y), "w": Tensor(W), "p": Tensor(PW) if logits else None,
-                "reduction": "mean"}
-        slots = ["x", "y", "w"] + (["p"] if logits else []) + ["reduction"]
+    for api in LOGITS_APIS + BCE_APIS + RELATIVE_APIS:
+        logits = api not in BCE_APIS
+        has_p = api in LOGITS_APIS
+        plain = api == "ops.SigmoidCrossEntropyWithLogits"  # no weight, no reduction
+        base = {"x": Tensor(X if logits else P), "y": Tensor(Y), "w": None if plain else Tensor(W),
+                "p": Tensor(PW) if has_p else None, "reduction": "mean"}
+        slots = ["x", "y"] + ([] if plain else ["w"]) + (["p"] if has_p else []) + ([] if plain else ["reduction"])
         for slot in slots:
             if slot == "reduction":
                 cases = REDUCTIONS
