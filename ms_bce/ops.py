@@ -386,19 +386,21 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none',
     `pos_weight` (each 1 when not given, broadcast to the shape of `inputs`):
 
     .. math::
-        \mathrm{ce} = (1 - Y)\,\mathrm{softplus}(X) + P\,Y\,\mathrm{softplus}(-X), \qquad
-        1 - p_t = Y\,\sigma(-X) + (1 - Y)\,\sigma(X),
+        L = W\,\alpha_t\,\mathrm{ce}\,(1 - p_t)^{\gamma}
 
-        L = W\,lpha_t\,\mathrm{ce}\,(1 - p_t)^{\gamma}, \qquad
-        lpha_t = lpha Y + (1 - lpha)(1 - Y) 	ext{ if } lpha \ge 0, 	ext{ else } 1.
+        \mathrm{ce} = (1 - Y)\,\mathrm{softplus}(X) + P\,Y\,\mathrm{softplus}(-X)
+
+        1 - p_t = Y\,\sigma(-X) + (1 - Y)\,\sigma(X)
+
+        \alpha_t = \alpha Y + (1 - \alpha)(1 - Y) \text{ if } \alpha \ge 0, \text{ else } 1
 
     With `weight` and `pos_weight` absent this is torchvision's definition exactly;
-    :math:`\gamma = 0` gives BCE-with-logits times :math:`lpha_t`. It is computed in a stable
+    :math:`\gamma = 0` gives BCE-with-logits times :math:`\alpha_t`. It is computed in a stable
     form: :math:`1 - p_t` as a sum of two non-negative terms (torchvision's ``1 - p_t`` cancels
     in the tails), the cross entropy by softplus, everything in double precision. The gradients
     of all four operands are exact and finite for every :math:`\gamma \ge 0`, including
     :math:`\gamma < 1`, where the derivative of :math:`(1 - p_t)^\gamma` alone is infinite as
-    :math:`1 - p_t 	o 0` (autodiff of the composition returns NaN there; ms_bce carries
+    :math:`1 - p_t \to 0` (autodiff of the composition returns NaN there; ms_bce carries
     :math:`\mathrm{ce}\,(1 - p_t)^{\gamma - 1}` as its limit, 0).
 
     Args:
@@ -450,6 +452,8 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none',
     """
     return _focal_loss("sigmoid_focal_loss", _FOCAL_NAMES, inputs, targets, alpha, gamma, reduction, weight,
                        pos_weight)
+
+
 # ------------------------------------------- relatives of BCEWithLogitsLoss ---
 #
 # MindSpore names whose loss is BCEWithLogitsLoss's with another face: computed
