@@ -206,12 +206,18 @@ struct SigmoidFocal {
     double sig_pos, sig_neg, sp_pos, sp_neg, ce, q, f, a;
   };
 
-  // q^gamma: by squaring for a small whole gamma (the usual 2: a third of pow's time), else pow
+  // gamma as an int when it is whole and in [0, 16] (power squares for those), else -1
+  MS_BCE_HD static int whole_gamma(double gamma) {
+    return gamma >= 0.0 && gamma <= 16.0 && gamma == ::floor(gamma) ? static_cast<int>(gamma) : -1;
+  }
+
+  // q^gamma: by squaring for a whole gamma (the usual 2: a third of pow's time), else pow
   // (pow(q, 0) = 1, q = 0 and NaN included, as here)
   MS_BCE_HD static double power(double q, double gamma) {
-    if (!(gamma >= 0.0 && gamma <= 16.0 && gamma == ::floor(gamma))) return ::pow(q, gamma);
+    const int whole = whole_gamma(gamma);
+    if (whole < 0) return ::pow(q, gamma);
     double r = 1.0, b = q;
-    for (int n = static_cast<int>(gamma); n > 0; n >>= 1, b *= b)
+    for (int n = whole; n > 0; n >>= 1, b *= b)
       if (n & 1) r *= b;
     return r;
   }

@@ -38,16 +38,10 @@ struct Terms {
   __m256d q_bad;  // lanes where exp(gamma log q) does not hold (whole gamma: none)
 };
 
-// A whole gamma in [0, 16] as an int (element::SigmoidFocal::power squares for those), or -1.
-inline int whole_gamma(const float *theta) {
-  const double gamma = theta[1];
-  return gamma >= 0.0 && gamma <= 16.0 && gamma == ::floor(gamma) ? static_cast<int>(gamma) : -1;
-}
-
 MS_BCE_VINLINE __m256d abs_pd(__m256d v) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), v); }
 MS_BCE_VINLINE __m256d max0_pd(__m256d v) { return _mm256_max_pd(v, _mm256_setzero_pd()); }
 
-// gamma: a whole gamma (whole_gamma), else -1 and gamma_d the exponent
+// gamma: element::SigmoidFocal::whole_gamma's int (squarings as its power), else -1 and gamma_d the exponent
 MS_BCE_VINLINE Terms terms(__m256d x, __m256d y, __m256d p, double alpha, int gamma, double gamma_d) {
   const __m256d one = splat_pd(1.0);
   const __m256d e = exp_nonpos_pd(_mm256_or_pd(x, splat_pd(-0.0)));  // exp(-|x|)
@@ -96,7 +90,7 @@ MS_BCE_VINLINE bool any_not_finite(__m256 x, __m256d v_lo, __m256d v_hi, __m256d
 template <class T, bool HW, bool HP>
 void SigmoidFocal::forward_avx2(const Segment<T> &s) {
   using namespace avx2;
-  const int gamma = focal_avx2::whole_gamma(s.theta);
+  const int gamma = whole_gamma(s.theta[1]);
   const double alpha = s.theta[0], gamma_d = s.theta[1];
   __m256d sum_lo = _mm256_setzero_pd(), sum_hi = _mm256_setzero_pd();
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
@@ -135,7 +129,7 @@ void SigmoidFocal::backward_avx2(const Segment<T> &s) {
   using namespace avx2;
   constexpr bool kDx = kOut & kGradInput, kDy = kOut & kGradTarget;
   constexpr bool kDw = HW && (kOut & kGradWeight), kDp = HP && (kOut & kGradPosWeight);
-  const int gamma = focal_avx2::whole_gamma(s.theta);
+  const int gamma = whole_gamma(s.theta[1]);
   const double alpha = s.theta[0], gamma_d = s.theta[1], da = alpha >= 0.0 ? 2.0 * alpha - 1.0 : 0.0;
   const __m256d zero = _mm256_setzero_pd(), one = splat_pd(1.0);
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
