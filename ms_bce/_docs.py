@@ -2,7 +2,8 @@
 
 A docstring's ``Supported Platforms:`` section holds the single line
 ``PLATFORMS``; ``shared_sections`` replaces it with ``PLATFORMS_TEXT`` (in the
-docstring's own indentation), so the API pages, ``help()`` and the README's
+docstring's own indentation), and a ``Keyword Args:`` line ``OPTIONS`` with
+``OPTIONS_TEXT``, so the API pages, ``help()`` and the README's
 "Platforms" table cannot drift apart: tests/test_docs.py checks every public
 name carries it.
 """
@@ -26,15 +27,25 @@ PLATFORMS_NO_ASCEND_TEXT = """\
   not yet run on a device.
 - ``Ascend``: no kernel yet (a RuntimeError at the call)."""
 
-_MARKER = re.compile(r"^([ \t]*)(PLATFORMS|PLATFORMS_NO_ASCEND)[ \t]*$", re.M)
+# The options every loss name takes beyond MindSpore's arguments (keyword-only),
+# for its "Keyword Args:" section: the line OPTIONS.
+OPTIONS_TEXT = r"""label_smoothing (float, optional): Smooths the targets to
+    :math:`Y (1 - \varepsilon) + \varepsilon / 2` (Keras' rule), :math:`\varepsilon` in
+    [0, 1], inside the fused kernels (no extra pass over the targets): the smoothed target is
+    formed in double precision and rounded once to the operands' dtype, and the target's
+    gradient is the loss's gradient there times :math:`1 - \varepsilon`. A bool or a
+    non-number raises TypeError, a value outside [0, 1] (or NaN) ValueError. Not on Ascend
+    (a RuntimeError unless 0). Default: ``0.0`` (the targets as given, bit for bit)."""
+
+_MARKER = re.compile(r"^([ \t]*)(PLATFORMS|PLATFORMS_NO_ASCEND|OPTIONS)[ \t]*$", re.M)
 
 
 def shared_sections(obj):
-    """Decorator: obj's docstring with its PLATFORMS line expanded."""
+    """Decorator: obj's docstring with its PLATFORMS (and OPTIONS) lines expanded."""
     doc = obj.__doc__ or ""
     if not _MARKER.search(doc):
         raise AssertionError(f"{obj.__qualname__}'s docstring has no PLATFORMS line in 'Supported Platforms:'")
-    texts = {"PLATFORMS": PLATFORMS_TEXT, "PLATFORMS_NO_ASCEND": PLATFORMS_NO_ASCEND_TEXT}
+    texts = {"PLATFORMS": PLATFORMS_TEXT, "PLATFORMS_NO_ASCEND": PLATFORMS_NO_ASCEND_TEXT, "OPTIONS": OPTIONS_TEXT}
     obj.__doc__ = _MARKER.sub(lambda m: "\n".join(m.group(1) + line if line else "" for line in
                                                   texts[m.group(2)].splitlines()), doc)
     return obj

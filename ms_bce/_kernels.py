@@ -269,7 +269,7 @@ class LossBackward(_SerialDispatch, Custom):
             _init_ascend(self, loss, direction, reduction, has_weight, has_pos_weight)
             return
         n = registry.n_operands(has_weight, has_pos_weight)
-        has_params = bool(registry.LOSSES[loss].params)
+        has_params = bool(registry.scalars(loss))
         func = entry_point(loss, direction, reduction, has_weight, has_pos_weight, device)
         if direction == "backward":
             n_out, out_dtype = n, (lambda *dtypes: tuple(dtypes[:n]))
@@ -286,8 +286,8 @@ class LossForward(_SerialDispatch, Custom):
     the operands present in the order (input, target[, weight][, pos_weight]),
     all of one dtype and already validated (``_validate``); a loss with scalar
     parameters (its registry entry's ``params``) takes one more, last: a 1-D
-    float32 tensor of their values in that order (``params_tensor``), whose
-    gradient is zero.
+    float32 tensor of their values in that order, then the drivers' options
+    (label smoothing: ``params_tensor``), whose gradient is zero.
 
     Args:
         loss: a name in the registry (``_losses.LOSSES``): 'bce_with_logits' or 'bce'.
@@ -299,7 +299,7 @@ class LossForward(_SerialDispatch, Custom):
 
     def __init__(self, loss, reduction, has_weight, has_pos_weight, for_graph=False):
         n = registry.n_operands(has_weight, has_pos_weight)
-        has_params = bool(registry.LOSSES[loss].params)
+        has_params = bool(registry.scalars(loss))
         device = device_target()
         if device == "Ascend":
             _init_ascend(self, loss, "forward", reduction, has_weight, has_pos_weight)
@@ -317,14 +317,21 @@ class LossForward(_SerialDispatch, Custom):
                          reg_info=_reg_info(func.rpartition(":")[2], n + has_params, 1, device))
 
 
-def params_tensor(loss, *values):
-    """The t operand of a loss with scalar parameters: its values, in the
-    registry's order, as a 1-D float32 tensor."""
+def params_tensor(loss, *values, label_smoothing=0.0):
+    """The t operand of a loss's CPU/GPU kernels: its scalar parameters' values
+    in the registry's order, then the drivers' options (``registry.scalars``),
+    as a 1-D float32 tensor."""
     names = registry.LOSSES[loss].params
     if len(values) != len(names):
         raise ValueError(f"For '{_LOSS_NAMES[loss]}', the scalar parameters are {list(names)}, "
                          f"but got {len(values)} values.")
-    return Tensor(values, mstype.float32)
+    return Tensor(values + (label_smoothing,), mstype.float32)
+
+
+@functools.lru_cache(maxsize=256)
+def cached_params_tensor(loss, values, label_smoothing):
+    """params_tensor, one tensor per distinct value (PyNative: no new tensor a call)."""
+    return params_tensor(loss, *values, label_smoothing=label_smoothing)
 
 
 # ------------------------------------------------------------------ Ascend ---

@@ -9,7 +9,9 @@ loss), from which the CPU and GPU libraries export their entry points;
 ``tests/test_registry.py`` checks the two agree with the exported symbols.
 
 Entry points are named ``<loss>_<direction>_<reduction>[_<operands>]``:
-``operands`` is ``w`` (weight), ``p`` (pos_weight), ``wp`` or empty.
+``operands`` is ``w`` (weight), ``p`` (pos_weight), ``wp`` or empty.  Every
+CPU/GPU entry point takes a last input t: the loss's scalar ``params`` and
+then the drivers' ``OPTIONS`` (``scalars()``); the Ascend operators take none.
 """
 import collections
 
@@ -42,6 +44,16 @@ LOSSES = {
     "sigmoid_focal": Loss("sigmoid_focal", "SigmoidFocalLoss", ("weight", "pos_weight"), ("alpha", "gamma"),
                           ascend=False),
 }
+
+
+# The drivers' own scalar options, which every loss takes: its t operand
+# carries them after the loss's params (custom_ops/common/params.h, kOptions).
+OPTIONS = ("label_smoothing",)
+
+
+def scalars(loss):
+    """The values of a loss's t operand, in order: its params, then OPTIONS."""
+    return tuple(LOSSES[loss].params) + OPTIONS
 
 
 def operand_sets(loss):
@@ -93,7 +105,7 @@ def parse_entry(name):
 
 
 def n_operands(has_weight, has_pos_weight):
-    """The operands with a gradient, x, y[, w][, p] (a loss with scalar parameters takes t after them)."""
+    """The operands with a gradient, x, y[, w][, p] (every loss takes t after them: scalars())."""
     return 2 + bool(has_weight) + bool(has_pos_weight)
 
 

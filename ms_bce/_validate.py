@@ -63,6 +63,15 @@ def check_float(op_name, arg_name, value, minimum=None):
         raise ValueError(f"For '{op_name}', '{arg_name}' must be {bound}, but got {value!r}.")
 
 
+def check_label_smoothing(op_name, value):
+    """label_smoothing: TypeError unless an int or float (bool refused),
+    ValueError unless in [0, 1] (NaN refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"For '{op_name}', 'label_smoothing' must be a float, but got {type_name(value)}.")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"For '{op_name}', 'label_smoothing' must be in [0, 1], but got {value!r}.")
+
+
 def check_tensor(op_name, arg_name, value):
     """TypeError unless value is a mindspore.Tensor (a Parameter is one)."""
     if not isinstance(value, Tensor):
@@ -243,3 +252,17 @@ def check_parallel_mode(op_name):
             "no sharding strategy. Use ParallelMode.DATA_PARALLEL (with gradients_mean=True; each worker "
             "computes the loss on its own part of the batch) or stand-alone training. (MindSpore 2.10 runs "
             "semi_auto_parallel and auto_parallel only on Ascend and GPU.)")
+
+
+@constexpr
+def check_options_device(op_name, label_smoothing):
+    """True where the kernels take the t operand (CPU, GPU); on Ascend, whose
+    operators take none, False, and a RuntimeError for an option in use.  A
+    constexpr: graph mode decides while the graph compiles."""
+    from ._kernels import device_target  # (MindSpore-bound; imported on use)
+    if device_target() != "Ascend":
+        return True
+    if label_smoothing:
+        raise RuntimeError(f"For '{op_name}', 'label_smoothing' is not supported on Ascend yet; "
+                           "use the CPU or GPU device target.")
+    return False

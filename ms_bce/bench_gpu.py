@@ -70,6 +70,7 @@ def run(n, dtype, repeat, classes=1000):
     tensors = {"c": cp.zeros(classes, storage) + (1 if dtype != "bfloat16" else 0x3F80),
                "dout0": cp.zeros((), storage) + (1 if dtype != "bfloat16" else 0x3F80),
                "doutx": cp.zeros_like(x)}
+    t_operand = cp.zeros(1, cp.float32)
     stream = cp.cuda.get_current_stream().ptr or None
     shape_of = {"x": (rows, classes), "0": (), "c": (classes,), "dout0": (), "doutx": (rows, classes)}
 
@@ -83,16 +84,21 @@ def run(n, dtype, repeat, classes=1000):
              "|---|---|---|---|",
              f"| device-to-device copy (read n, write n) | {copy_ms:.3f} | {copy_gbs:.0f} | 100% |"]
     for name, what, extra, outs in CASES:
-        inputs = [(x, (rows, classes)), (y, (rows, classes))] + [(tensors[e], shape_of[e]) for e in extra]
+        operands = [e for e in extra if not e.startswith("dout")]
+        douts = [e for e in extra if e.startswith("dout")]
+        # t, the loss's scalars (none) and the drivers' options (no label smoothing): float32, after the operands
+        inputs = ([(x, (rows, classes)), (y, (rows, classes))] + [(tensors[e], shape_of[e]) for e in operands]
+                  + [(t_operand, (1,))] + [(tensors[e], shape_of[e]) for e in douts])
         outputs = [(cp.empty(shape_of[o], storage), shape_of[o]) for o in outs]
         params = inputs + outputs
+        t_index = len(operands) + 2
         k = len(params)
         ptrs = (ctypes.c_void_p * k)(*[t.data.ptr for t, _ in params])
         shape_arrays = [np.array(s, np.int64).reshape(-1) for _, s in params]
         ndims = (ctypes.c_int * k)(*[len(s) for _, s in params])
         shapes = (ctypes.POINTER(ctypes.c_int64) * k)(
             *[a.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)) for a in shape_arrays])
-        dtypes = (ctypes.c_char_p * k)(*[dtype.encode()] * k)
+        dtypes = (ctypes.c_char_p * k)(*[b"float32" if i == t_index else dtype.encode() for i in range(k)])
         fn = getattr(lib, name)
         fn.restype = ctypes.c_int
 

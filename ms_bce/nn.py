@@ -40,6 +40,9 @@ class BCEWithLogitsLoss(_LossCell):
         pos_weight (Tensor, optional): Weight of positive examples, broadcastable to the
             input's shape (typically one value per class). Default: ``None``.
 
+    Keyword Args:
+        OPTIONS
+
     Inputs:
         - **input** (Tensor) - Logits, any shape; float16, float32 or bfloat16.
         - **target** (Tensor) - The shape of `input`; float16, float32 or bfloat16.
@@ -71,12 +74,12 @@ class BCEWithLogitsLoss(_LossCell):
         0.3463612
     """
 
-    def __init__(self, reduction='mean', weight=None, pos_weight=None):
-        super().__init__("BCEWithLogitsLoss", reduction, weight, pos_weight)
+    def __init__(self, reduction='mean', weight=None, pos_weight=None, *, label_smoothing=0.0):
+        super().__init__("BCEWithLogitsLoss", reduction, weight, pos_weight, label_smoothing)
 
     def construct(self, input, target):
         return _logits_loss("BCEWithLogitsLoss", _LOGITS_NAMES, input, target, self.weight, self.pos_weight,
-                            self.reduction)
+                            self.reduction, label_smoothing=self.label_smoothing)
 
 
 @_docs.shared_sections
@@ -103,6 +106,9 @@ class BCELoss(_LossCell):
         weight (Tensor, optional): Rescaling weight of the input's dtype, broadcastable to
             its shape. Default: ``None``.
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Keyword Args:
+        OPTIONS
 
     Inputs:
         - **logits** (Tensor) - Probabilities (the output of a sigmoid), any shape; float16
@@ -139,12 +145,12 @@ class BCELoss(_LossCell):
         1.8952923
     """
 
-    def __init__(self, weight=None, reduction='mean'):
-        super().__init__("BCELoss", reduction, weight)
+    def __init__(self, weight=None, reduction='mean', *, label_smoothing=0.0):
+        super().__init__("BCELoss", reduction, weight, label_smoothing=label_smoothing)
 
     def construct(self, logits, labels):
         return _probability_loss("BCELoss", _NAMES, _validate.FLOAT16_32, logits, labels, self.weight,
-                                 self.reduction)
+                                 self.reduction, self.label_smoothing)
 
 
 
@@ -174,6 +180,9 @@ class SigmoidFocalLoss(_LossCell):
             a ``Parameter`` (its gradient is exact). Default: ``None``.
         pos_weight (Tensor, optional): Weight of the positive term of the cross entropy,
             broadcastable to the input's shape. Default: ``None``.
+
+    Keyword Args:
+        OPTIONS
 
     Inputs:
         - **inputs** (Tensor) - Logits, any shape; float16, float32 or bfloat16.
@@ -205,8 +214,8 @@ class SigmoidFocalLoss(_LossCell):
         0.49732032
     """
 
-    def __init__(self, alpha=0.25, gamma=2.0, reduction='mean', weight=None, pos_weight=None):
-        super().__init__("SigmoidFocalLoss", reduction, weight, pos_weight)
+    def __init__(self, alpha=0.25, gamma=2.0, reduction='mean', weight=None, pos_weight=None, *, label_smoothing=0.0):
+        super().__init__("SigmoidFocalLoss", reduction, weight, pos_weight, label_smoothing)
         _validate.check_float("SigmoidFocalLoss", "alpha", alpha)
         _validate.check_float("SigmoidFocalLoss", "gamma", gamma, minimum=0)
         self.alpha = float(alpha)
@@ -214,7 +223,7 @@ class SigmoidFocalLoss(_LossCell):
 
     def construct(self, inputs, targets):
         return _focal_loss("SigmoidFocalLoss", _FOCAL_NAMES, inputs, targets, self.alpha, self.gamma,
-                           self.reduction, self.weight, self.pos_weight)
+                           self.reduction, self.weight, self.pos_weight, self.label_smoothing)
 # MindSpore 2.10's MultiLabelSoftMarginLoss.construct takes (x, target)
 _MULTILABEL_NAMES = ("x", "target", "weight")
 
@@ -248,6 +257,9 @@ class MultiLabelSoftMarginLoss(_ms_nn.Cell):
             weighs every class alike. Default: ``None``.
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
 
+    Keyword Args:
+        OPTIONS
+
     Inputs:
         - **x** (Tensor) - Scores (logits) of shape :math:`(\ldots, C)`, rank at least 1;
           float16, float32 or bfloat16.
@@ -279,13 +291,15 @@ class MultiLabelSoftMarginLoss(_ms_nn.Cell):
         0.84693986
     """
 
-    def __init__(self, weight=None, reduction='mean'):
+    def __init__(self, weight=None, reduction='mean', *, label_smoothing=0.0):
         super().__init__()
         _validate.check_reduction("MultiLabelSoftMarginLoss", reduction)
         _validate.check_class_weight("MultiLabelSoftMarginLoss", "weight", weight)
+        _validate.check_label_smoothing("MultiLabelSoftMarginLoss", label_smoothing)
         self.weight = weight
         self.reduction = reduction
+        self.label_smoothing = float(label_smoothing)
 
     def construct(self, x, target):
         return _multilabel_loss("MultiLabelSoftMarginLoss", _MULTILABEL_NAMES, x, target, self.weight,
-                                self.reduction)
+                                self.reduction, self.label_smoothing)

@@ -23,17 +23,20 @@ _FOCAL_NAMES = ("inputs", "targets", "weight", "pos_weight")  # torchvision's
 
 
 class _LossCell(_ms_nn.Cell):
-    """State of the loss cells of ``nn`` and ``mint``: reduction, weight and
-    pos_weight, validated at construction (as MindSpore's loss cells do)."""
+    """State of the loss cells of ``nn`` and ``mint``: reduction, weight,
+    pos_weight and label_smoothing, validated at construction (as MindSpore's
+    loss cells do)."""
 
-    def __init__(self, op_name, reduction, weight, pos_weight=None):
+    def __init__(self, op_name, reduction, weight, pos_weight=None, label_smoothing=0.0):
         super().__init__()
         _validate.check_reduction(op_name, reduction)
         _validate.check_optional_tensor(op_name, "weight", weight)
         _validate.check_optional_tensor(op_name, "pos_weight", pos_weight)
+        _validate.check_label_smoothing(op_name, label_smoothing)
         self.reduction = reduction
         self.weight = weight
         self.pos_weight = pos_weight
+        self.label_smoothing = float(label_smoothing)
 
 
 def _forward_op(loss, reduction, has_weight, has_pos_weight):
@@ -47,13 +50,27 @@ def _cast(tensor, dtype):
     return tensor if tensor.dtype == dtype else _ms_ops.cast(tensor, dtype)
 
 
-def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction, loss="bce_with_logits", params=()):
+def _scalars_operand(op_name, loss, params, label_smoothing):
+    """The kernels' last operand, t: the loss's scalar parameters' values and
+    the label smoothing (one cached tensor per value in PyNative); None on
+    Ascend, whose operators take none."""
+    _validate.check_label_smoothing(op_name, label_smoothing)
+    if not _validate.check_options_device(op_name, label_smoothing):
+        return None
+    if _validate.compiling(_validate.compile_marker):
+        return _kernels.params_tensor(loss, *params, label_smoothing=float(label_smoothing))
+    return _kernels.cached_params_tensor(loss, params, float(label_smoothing))
+
+
+def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction, loss="bce_with_logits", params=(),
+                 label_smoothing=0.0):
     """BCEWithLogitsLoss (or another loss on logits with its operands, such
     as the focal loss, with its scalar parameters' values) for every public
     spelling: op_name and names (input, target, weight, pos_weight as that
     API calls them) go into the error messages."""
     _validate.check_loss_args(op_name, names, _validate.FLOAT16_32_BF16, input, target, weight, pos_weight,
                               reduction, same_dtype=False)
+    t = _scalars_operand(op_name, loss, params, label_smoothing)
     dtypes = (input.dtype, target.dtype)
     if weight is not None:
         dtypes = dtypes + (weight.dtype,)
@@ -71,13 +88,14 @@ def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction, l
         operands = operands + (_cast(weight, compute),)
     if pos_weight is not None:
         operands = operands + (_cast(pos_weight, compute),)
-    if params:
-        operands = operands + (_kernels.params_tensor(loss, *params),)
+    if t is not None:
+        operands = operands + (t,)
     return op(*operands)
 
 
 @_docs.shared_sections
-def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction='mean'):
+def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction='mean', *,
+                                     label_smoothing=0.0):
     r"""
     Binary cross entropy between the sigmoid of `input` (logits) and `target`, computed
     by ms_bce's fused C++ kernels. Mirrors :func:`mindspore.ops.binary_cross_entropy_with_logits`.
@@ -113,6 +131,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
             Default: ``None`` (all ones).
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
 
+    Keyword Args:
+        OPTIONS
+
     Returns:
         Tensor of the promoted (widest) dtype of the operands (float16 with bfloat16 gives
         float32), of the shape of `input` for ``'none'``, else 0-d. Operands of different
@@ -141,9 +162,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
         >>> output = ops.binary_cross_entropy_with_logits(input, target, weight, pos_weight)
         >>> print(output)
         0.3463612
+        >>> # the targets smoothed to y * 0.9 + 0.05 inside the kernel
+        >>> print(ops.binary_cross_entropy_with_logits(input, target, label_smoothing=0.1))
+        0.38752788
     """
     return _logits_loss("binary_cross_entropy_with_logits", _FUNCTIONAL_NAMES,
-                        input, target, weight, pos_weight, reduction)
+                        input, target, weight, pos_weight, reduction, label_smoothing=label_smoothing)
 
 
 @_docs.shared_sections
@@ -169,6 +193,9 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
 
     Args:
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Keyword Args:
+        OPTIONS
 
     Inputs:
         - **logits** (Tensor) - Any shape; float16, float32 or bfloat16.
@@ -205,29 +232,33 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
         0.3463612
     """
 
-    def __init__(self, reduction='mean'):
+    def __init__(self, reduction='mean', *, label_smoothing=0.0):
         super().__init__()
         _validate.check_reduction("BCEWithLogitsLoss", reduction)
+        _validate.check_label_smoothing("BCEWithLogitsLoss", label_smoothing)
         self.reduction = reduction
+        self.label_smoothing = float(label_smoothing)
 
     def construct(self, logits, label, weight=None, pos_weight=None):
         return _logits_loss("BCEWithLogitsLoss", _PRIMITIVE_NAMES, logits, label, weight, pos_weight,
-                            self.reduction)
+                            self.reduction, label_smoothing=self.label_smoothing)
 
 
-def _probability_loss(op_name, names, allowed, input, target, weight, reduction):
+def _probability_loss(op_name, names, allowed, input, target, weight, reduction, label_smoothing=0.0):
     """BCELoss for every public spelling: op_name and names (input, target,
     weight as that API calls them) go into the error messages; allowed: the
     dtypes that API documents.  Target and weight must have input's dtype."""
     _validate.check_loss_args(op_name, names, allowed, input, target, weight, None, reduction, same_dtype=True)
+    t = _scalars_operand(op_name, "bce", (), label_smoothing)
     op = _forward_op("bce", reduction, weight is not None, False)
-    if weight is None:
-        return op(input, target)
-    return op(input, target, weight)
+    operands = (input, target) if weight is None else (input, target, weight)
+    if t is not None:
+        operands = operands + (t,)
+    return op(*operands)
 
 
 @_docs.shared_sections
-def binary_cross_entropy(logits, labels, weight=None, reduction='mean'):
+def binary_cross_entropy(logits, labels, weight=None, reduction='mean', *, label_smoothing=0.0):
     r"""
     Binary cross entropy between probabilities `logits` and targets `labels`, computed by
     ms_bce's fused C++ kernels. Mirrors :func:`mindspore.ops.binary_cross_entropy`.
@@ -267,6 +298,9 @@ def binary_cross_entropy(logits, labels, weight=None, reduction='mean'):
             to its shape. Default: ``None``.
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
 
+    Keyword Args:
+        OPTIONS
+
     Returns:
         Tensor with the dtype of `logits`, of its shape for ``'none'``, else 0-d.
 
@@ -298,7 +332,7 @@ def binary_cross_entropy(logits, labels, weight=None, reduction='mean'):
         0.38240486
     """
     return _probability_loss("binary_cross_entropy", _BCE_NAMES, _validate.FLOAT16_32, logits, labels, weight,
-                             reduction)
+                             reduction, label_smoothing)
 
 
 @_docs.shared_sections
@@ -320,6 +354,9 @@ class BinaryCrossEntropy(_ms_nn.Cell):
 
     Args:
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Keyword Args:
+        OPTIONS
 
     Inputs:
         - **logits** (Tensor) - Probabilities, any shape; float16 or float32.
@@ -356,26 +393,29 @@ class BinaryCrossEntropy(_ms_nn.Cell):
         0.38240486
     """
 
-    def __init__(self, reduction='mean'):
+    def __init__(self, reduction='mean', *, label_smoothing=0.0):
         super().__init__()
         _validate.check_reduction("BinaryCrossEntropy", reduction)
+        _validate.check_label_smoothing("BinaryCrossEntropy", label_smoothing)
         self.reduction = reduction
+        self.label_smoothing = float(label_smoothing)
 
     def construct(self, logits, labels, weight=None):
         return _probability_loss("BinaryCrossEntropy", _BCE_NAMES, _validate.FLOAT16_32, logits, labels, weight,
-                                 self.reduction)
+                                 self.reduction, self.label_smoothing)
 
 
-def _focal_loss(op_name, names, inputs, targets, alpha, gamma, reduction, weight, pos_weight):
+def _focal_loss(op_name, names, inputs, targets, alpha, gamma, reduction, weight, pos_weight, label_smoothing=0.0):
     """The sigmoid focal loss for both spellings (the function and the cell)."""
     _validate.check_float(op_name, "alpha", alpha)
     _validate.check_float(op_name, "gamma", gamma, minimum=0)
     return _logits_loss(op_name, names, inputs, targets, weight, pos_weight, reduction, loss="sigmoid_focal",
-                        params=(float(alpha), float(gamma)))
+                        params=(float(alpha), float(gamma)), label_smoothing=label_smoothing)
 
 
 @_docs.shared_sections
-def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none', *, weight=None, pos_weight=None):
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none', *, weight=None, pos_weight=None,
+                       label_smoothing=0.0):
     r"""
     The sigmoid focal loss of Lin et al., "Focal Loss for Dense Object Detection" (2017), as
     :func:`torchvision.ops.sigmoid_focal_loss` defines it, computed by ms_bce's fused kernels:
@@ -418,6 +458,7 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none',
             Default: ``None``.
         pos_weight (Tensor, optional): Weight of the positive term of the cross entropy,
             broadcastable to the shape of `inputs` (typically one value per class). Default: ``None``.
+        OPTIONS
 
     Returns:
         Tensor of the promoted (widest) dtype of the operands, of the shape of `inputs` for
@@ -451,7 +492,7 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none',
          [0.04858735 4.01815    0.6931472 ]]
     """
     return _focal_loss("sigmoid_focal_loss", _FOCAL_NAMES, inputs, targets, alpha, gamma, reduction, weight,
-                       pos_weight)
+                       pos_weight, label_smoothing)
 
 
 # ------------------------------------------- relatives of BCEWithLogitsLoss ---
@@ -495,6 +536,9 @@ class SigmoidCrossEntropyWithLogits(_ms_nn.Cell):
     other logits losses do, and operands of different dtypes are computed in the widest
     (the built-in refuses them); float64 is refused (the kernels have no float64).
 
+    Keyword Args:
+        OPTIONS
+
     Inputs:
         - **logits** (Tensor) - Any shape; float16, float32 or bfloat16.
         - **label** (Tensor) - The shape of `logits`; float16, float32 or bfloat16.
@@ -527,14 +571,17 @@ class SigmoidCrossEntropyWithLogits(_ms_nn.Cell):
         both within 3 float32 ULP of the float64 values, 0.26318602, 0.55301525, -0.43681397.)
     """
 
-    def __init__(self):
+    def __init__(self, *, label_smoothing=0.0):
         super().__init__()
+        _validate.check_label_smoothing("SigmoidCrossEntropyWithLogits", label_smoothing)
+        self.label_smoothing = float(label_smoothing)
 
     def construct(self, logits, label):
-        return _logits_loss("SigmoidCrossEntropyWithLogits", _SIGMOID_NAMES, logits, label, None, None, "none")
+        return _logits_loss("SigmoidCrossEntropyWithLogits", _SIGMOID_NAMES, logits, label, None, None, "none",
+                            label_smoothing=self.label_smoothing)
 
 
-def _multilabel_loss(op_name, names, input, target, weight, reduction):
+def _multilabel_loss(op_name, names, input, target, weight, reduction, label_smoothing=0.0):
     """multilabel_soft_margin_loss for every public spelling: BCEWithLogitsLoss
     with `weight`, averaged over the last axis (the classes), then reduced.
     names: input, target, weight as that API calls them."""
@@ -545,7 +592,7 @@ def _multilabel_loss(op_name, names, input, target, weight, reduction):
         weight = _cast(_ms_ops.scalar_to_tensor(weight, _mstype.float32),
                        _validate.widest_float((input.dtype, target.dtype)))
     names = names[:3] + ("pos_weight",)
-    out = _logits_loss(op_name, names, input, target, weight, None, reduction)
+    out = _logits_loss(op_name, names, input, target, weight, None, reduction, label_smoothing=label_smoothing)
     if reduction == "mean":
         # the mean over rows of (row sum / C) is the mean over all elements
         return out
@@ -556,7 +603,7 @@ def _multilabel_loss(op_name, names, input, target, weight, reduction):
 
 
 @_docs.shared_sections
-def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean'):
+def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean', *, label_smoothing=0.0):
     r"""
     Multi-label soft margin loss: binary cross entropy with logits per class, averaged
     over the classes (the last axis), computed by ms_bce's BCEWithLogitsLoss kernels.
@@ -606,6 +653,9 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean'):
             Default: ``None`` (all ones).
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
 
+    Keyword Args:
+        OPTIONS
+
     Returns:
         Tensor of the promoted (widest) dtype of the Tensor operands: of shape
         ``input.shape[:-1]`` for ``'none'``, else 0-d.
@@ -636,4 +686,5 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean'):
         This is the float64 value (0.8469398618) rounded to float32. MindSpore's page prints
         0.84693956 and its CPU built-in here 0.8469397: 5 and 3 float32 ULP below it.
     """
-    return _multilabel_loss("multilabel_soft_margin_loss", _MULTILABEL_NAMES, input, target, weight, reduction)
+    return _multilabel_loss("multilabel_soft_margin_loss", _MULTILABEL_NAMES, input, target, weight, reduction,
+                            label_smoothing)

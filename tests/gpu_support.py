@@ -266,9 +266,9 @@ def run_entry_points(lib, memory, loss, x, y, w, p, reduction, dout, dtype, dire
     operands = [a for a in (x, y, w, p) if a is not None]
     stored = [memory.put(to_storage(a, dtype)) for a in operands]
     stored_dtypes = [dtype] * len(stored)
-    if loss in PARAMS:  # the t operand, float32 whatever the operands' dtype
-        stored.append(memory.put(np.array(PARAMS[loss], np.float32)))
-        stored_dtypes.append("float32")
+    # the t operand (the loss's parameters, then the label smoothing: 0 here), float32 whatever the operands' dtype
+    stored.append(memory.put(np.array(PARAMS.get(loss, ()) + (0.0,), np.float32)))
+    stored_dtypes.append("float32")
     g = memory.put(to_storage(dout, dtype))
     results = {}
     for direction in directions:

@@ -77,17 +77,18 @@ def test_every_loss_has_a_page_in_mindspore_style(html, name):
     assert 'class="math' in text, "formula"
     sections = ["Raises", "Supported Platforms", "Examples"]
     sections += ["Inputs", "Outputs"] if short[0].isupper() else ["Returns"]
-    if takes_arguments(public_object(name)):  # SigmoidCrossEntropyWithLogits() takes none, as MindSpore's
-        sections.append("Parameters")
+    # SigmoidCrossEntropyWithLogits() takes none of MindSpore's, only ms_bce's keyword options
+    sections.append("Parameters" if takes_arguments(public_object(name)) else "Keyword Arguments")
     for section in sections:
         assert re.search(rf">{section}:?<", text), f"section {section}"
     assert "&gt;&gt;&gt;" in text and "CPU" in text
 
 
 def takes_arguments(obj):
-    """Whether a function, or a class's constructor, has parameters to document."""
+    """Whether a function, or a class's constructor, has positional parameters to document."""
     fn = obj.__init__ if isinstance(obj, type) else obj
-    return len(inspect.signature(fn).parameters) > (1 if isinstance(obj, type) else 0)
+    positional = [p for p in inspect.signature(fn).parameters.values() if p.kind != p.KEYWORD_ONLY]
+    return len(positional) > (1 if isinstance(obj, type) else 0)
 
 
 def public_object(name):
@@ -294,3 +295,14 @@ def test_formulas_render_in_a_browser_without_network(html, tmp_path):
         assert "mjx-merror" not in inside, f"a TeX error: {text[:200]!r}"
         assert not re.search(r"\\[(\[\])]", text), f"raw TeX left: {text[:200]!r}"
     assert "copybtn" in proc.stdout  # the copy button's script ran and added its buttons
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_every_loss_documents_its_options(name):
+    """Every loss name's docstring carries the shared options text (OPTIONS: label_smoothing)."""
+    obj = ms_bce
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    assert "label_smoothing" in inspect.signature(obj).parameters, name
+    assert "label_smoothing (float, optional): Smooths the targets to" in obj.__doc__, name
+    assert "OPTIONS" not in obj.__doc__.replace("OPTIONS_", ""), name

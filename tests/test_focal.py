@@ -261,7 +261,7 @@ def test_cell_defaults_are_torchvisions_with_mean():
 
 def test_parameters_reach_the_kernel_as_float32():
     t = _kernels.params_tensor("sigmoid_focal", 0.25, 2.0)
-    assert t.dtype == ms.float32 and to_np(t).tolist() == [0.25, 2.0]
+    assert t.dtype == ms.float32 and to_np(t).tolist() == [0.25, 2.0, 0.0]  # then the label smoothing
 
 
 def test_no_ascend_kernel_yet(monkeypatch):

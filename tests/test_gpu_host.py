@@ -20,6 +20,9 @@ from tests import gpu_support as gs
 from tests import reference as ref
 from tests.abi import BAD_DTYPE, BAD_SHAPE, OK, launch
 
+# the t operand of every loss entry point: its scalars (label smoothing 0 here)
+T0 = np.zeros(1, np.float32)
+
 
 @pytest.fixture(scope="module")
 def host_lib(tmp_path_factory):
@@ -101,7 +104,7 @@ def test_sum_of_many_elements_is_accurate(host_lib):
     x = rng.normal(scale=5.0, size=n).astype(np.float32)
     y = rng.random(n).astype(np.float32)
     out = np.zeros((), np.float32)
-    assert gs.call(host_lib, "bce_with_logits_forward_sum", gs.HostMemory(), [x, y, out], ["float32"] * 3) == gs.OK
+    assert gs.call(host_lib, "bce_with_logits_forward_sum", gs.HostMemory(), [x, y, T0, out], ["float32"] * 4) == gs.OK
     exact = math.fsum(ref.bce_with_logits(x, y, reduction="none"))
     assert abs(float(out) - exact) <= 1e-6 * exact
 
@@ -114,7 +117,7 @@ def test_out_of_range_targets_and_special_values(host_lib, cpu_lib):
     outs = []
     for lib in (host_lib, cpu_lib):
         out = np.zeros_like(x)
-        assert gs.call(lib, "bce_with_logits_forward_none", gs.HostMemory(), [x, y, out], ["float32"] * 3) == gs.OK
+        assert gs.call(lib, "bce_with_logits_forward_none", gs.HostMemory(), [x, y, T0, out], ["float32"] * 4) == gs.OK
         outs.append(out)
     assert outs[0].tobytes() == outs[1].tobytes()
     expected = ref.bce_with_logits(x, y, reduction="none")
@@ -346,10 +349,10 @@ def test_malformed_calls_return_the_cpu_library_codes(host_lib, cpu_lib):
         assert mine == theirs != gs.OK, (name, kw, mine, theirs)
     assert out == 0.0  # untouched
     dx = np.zeros_like(x)
-    assert gs.call(host_lib, "bce_with_logits_backward_input_sum", mem, [x, y, out, dx, dx], ["float32"] * 5) == \
+    assert gs.call(host_lib, "bce_with_logits_backward_input_sum", mem, [x, y, T0, out, dx, dx], ["float32"] * 6) == \
         gs.BAD_PARAM_COUNT
-    assert gs.call(host_lib, "bce_with_logits_backward_input_sum", mem, [x, y, np.zeros(1, np.float32), dx],
-                   ["float32"] * 4) == gs.BAD_SHAPE
+    assert gs.call(host_lib, "bce_with_logits_backward_input_sum", mem, [x, y, T0, np.zeros(1, np.float32), dx],
+                   ["float32"] * 5) == gs.BAD_SHAPE
 
 
 # ---------------------------------------------------------- scalar parameters ---
@@ -363,13 +366,14 @@ def param_loss_cpu(test_losses_library):
 @pytest.mark.parametrize("reduction", gs.REDUCTIONS)
 def test_scalar_parameters_through_the_gpu_driver(host_lib, param_loss_cpu, reduction):
     """The test loss with parameters (A, B) (tests/native/test_losses.h) run by the GPU driver
-    on the host backend gives the CPU driver's results, and both checks of t."""
+    on the host backend gives the CPU driver's results, label smoothing included, and both
+    checks of t."""
     rng = np.random.default_rng(4)
     shape = (33, 7)
     x, y = (rng.normal(size=shape).astype(np.float32) for _ in range(2))
     w = rng.uniform(0.5, 2, (7,)).astype(np.float32)
     p = rng.uniform(0.5, 2, (33, 1)).astype(np.float32)
-    t = np.array([0.75, -0.25], np.float32)
+    t = np.array([0.75, -0.25, 0.2], np.float32)  # (A, B), then a label smoothing of 0.2
     dout = (rng.normal(size=shape) if reduction == "none" else np.array(1.5)).astype(np.float32)
     out_shape = shape if reduction == "none" else ()
     results = []
@@ -383,7 +387,8 @@ def test_scalar_parameters_through_the_gpu_driver(host_lib, param_loss_cpu, redu
         assert launch(lib, f"sqp_test_forward_{reduction}", [x, y, t.astype(np.float16), out]) == BAD_DTYPE
     for gpu, cpu in zip(*results):
         np.testing.assert_allclose(gpu, cpu, rtol=2e-6, atol=1e-7)
-    d = x.astype(np.float64) - y - (-0.25)
+    ys = y.astype(np.float64) * (1 - 0.2) + 0.2 / 2  # Keras' smoothing rule
+    d = x - ys - (-0.25)
     want = 0.75 * w * p * d * d
     want = want if reduction == "none" else (want.mean() if reduction == "mean" else want.sum())
     np.testing.assert_allclose(results[0][0], want, rtol=1e-5)

@@ -24,6 +24,10 @@ from ms_bce import _kernels
 from tests import gpu_support as gs
 from tests import reference as ref
 
+# the t operand of every loss entry point: its scalars (label smoothing 0 here)
+T0 = np.zeros(1, np.float32)
+F16_WITH_T = ["float16", "float16", "float32", "float16"]  # x, y, t, out
+
 
 def _gpu_library_or_none():
     try:
@@ -102,22 +106,22 @@ def test_malformed_calls_are_refused_before_touching_the_device(gpu_lib, cpu_lib
     mem = gs.HostMemory()
     f32 = ["float32"] * 7
     calls = [
-        ("bce_with_logits_forward_sum_w", [x, y, w, out], f32[:4], {"nparam": 3}, gs.BAD_PARAM_COUNT),
-        ("bce_with_logits_forward_sum", [x, y, w, out], f32[:4], {}, gs.BAD_PARAM_COUNT),
-        ("bce_with_logits_forward_sum", [x, y, out], ["float64"] * 3, {}, gs.BAD_DTYPE),
-        ("bce_with_logits_forward_sum", [x, y, out], ["float32", "bfloat16", "float32"], {}, gs.BAD_DTYPE),
-        ("bce_with_logits_forward_sum", [x, y.reshape(4, 3), out], f32[:3], {}, gs.BAD_SHAPE),
-        ("bce_with_logits_forward_sum_w", [x, y, np.ones(3, np.float32), out], f32[:4], {}, gs.BAD_SHAPE),
-        ("bce_with_logits_forward_none", [x, y, np.zeros(3, np.float32)], f32[:3], {}, gs.BAD_SHAPE),
-        ("bce_with_logits_forward_sum", [x, y, out], f32[:3], {"shapes": [[3, -4], [3, -4], []]}, gs.BAD_RANK),
-        ("bce_with_logits_forward_sum", [x, y, out], f32[:3], {"null": (1,)}, gs.NULL_DATA),
-        ("bce_backward_mean_w", [x, y, w, out, x, y, np.zeros(1, np.float32)], f32, {}, gs.BAD_SHAPE),
+        ("bce_with_logits_forward_sum_w", [x, y, w, T0, out], f32[:5], {"nparam": 3}, gs.BAD_PARAM_COUNT),
+        ("bce_with_logits_forward_sum", [x, y, w, T0, out], f32[:5], {}, gs.BAD_PARAM_COUNT),
+        ("bce_with_logits_forward_sum", [x, y, T0, out], ["float64", "float64", "float32", "float64"], {}, gs.BAD_DTYPE),
+        ("bce_with_logits_forward_sum", [x, y, T0, out], ["float32", "bfloat16", "float32", "float32"], {}, gs.BAD_DTYPE),
+        ("bce_with_logits_forward_sum", [x, y.reshape(4, 3), T0, out], f32[:4], {}, gs.BAD_SHAPE),
+        ("bce_with_logits_forward_sum_w", [x, y, np.ones(3, np.float32), T0, out], f32[:5], {}, gs.BAD_SHAPE),
+        ("bce_with_logits_forward_none", [x, y, T0, np.zeros(3, np.float32)], f32[:4], {}, gs.BAD_SHAPE),
+        ("bce_with_logits_forward_sum", [x, y, T0, out], f32[:4], {"shapes": [[3, -4], [3, -4], [1], []]}, gs.BAD_RANK),
+        ("bce_with_logits_forward_sum", [x, y, T0, out], f32[:4], {"null": (1,)}, gs.NULL_DATA),
+        ("bce_backward_mean_w", [x, y, w, T0, out, x, y, np.zeros(1, np.float32)], f32 + ["float32"], {}, gs.BAD_SHAPE),
     ]
     for name, tensors, dtypes, kw, code in calls:
         assert gs.call(gpu_lib, name, mem, tensors, dtypes, **kw) == code, name
         assert gs.call(cpu_lib, name, mem, tensors, dtypes, **kw) == code, name  # the CPU library's code too
     dx = np.zeros_like(x)
-    assert gs.call(gpu_lib, "bce_with_logits_backward_input_mean", mem, [x, y, out, dx, dx], f32[:5]) == \
+    assert gs.call(gpu_lib, "bce_with_logits_backward_input_mean", mem, [x, y, T0, out, dx, dx], f32[:6]) == \
         gs.BAD_PARAM_COUNT
 
 
@@ -127,7 +131,7 @@ def test_a_valid_call_without_a_device_returns_the_cuda_error_code(gpu_lib):
     """No GPU (or no driver): status 8, not a crash and not silent zeros."""
     x = np.zeros((2, 3), np.float32)
     out = np.full((), 7.0, np.float32)
-    assert gs.call(gpu_lib, "bce_with_logits_forward_sum", gs.HostMemory(), [x, x, out], ["float32"] * 3) == \
+    assert gs.call(gpu_lib, "bce_with_logits_forward_sum", gs.HostMemory(), [x, x, T0, out], ["float32"] * 4) == \
         gs.CUDA_ERROR
     assert out == 7.0
 
@@ -226,7 +230,7 @@ def test_runs_on_the_stream_it_is_given(gpu_lib):
 def test_host_pointers_are_refused(gpu_lib):
     x = np.zeros((2, 3), np.float32)
     out = np.full((), 7.0, np.float32)
-    assert gs.call(gpu_lib, "bce_with_logits_forward_sum", gs.HostMemory(), [x, x, out], ["float32"] * 3) == \
+    assert gs.call(gpu_lib, "bce_with_logits_forward_sum", gs.HostMemory(), [x, x, T0, out], ["float32"] * 4) == \
         gs.NOT_DEVICE_MEMORY
     assert out == 7.0
 
@@ -241,7 +245,8 @@ def test_reduction_of_1e8_elements_within_1e_6(gpu_lib, reduction):
     y = cp.zeros(n, cp.float32)
     out = cp.zeros((), cp.float32)
     mem = CupyMemory()
-    assert gs.call(gpu_lib, f"bce_with_logits_forward_{reduction}", mem, [x, y, out], ["float32"] * 3) == gs.OK
+    t = cp.zeros(1, cp.float32)
+    assert gs.call(gpu_lib, f"bce_with_logits_forward_{reduction}", mem, [x, y, t, out], ["float32"] * 4) == gs.OK
     mem.sync()
     per_element = float(ref.softplus(np.float64(np.float32(0.3))))
     expected = per_element * n if reduction == "sum" else per_element
@@ -266,12 +271,13 @@ def test_indices_past_2_to_the_31(gpu_lib):
     x[2 ** 31:] = 8.0
     out = cp.zeros((), cp.float16)
     mem = CupyMemory()
-    assert gs.call(gpu_lib, "bce_with_logits_forward_sum", mem, [x, y, out], ["float16"] * 3) == gs.OK
+    t = cp.zeros(1, cp.float32)
+    assert gs.call(gpu_lib, "bce_with_logits_forward_sum", mem, [x, y, t, out], F16_WITH_T) == gs.OK
     mem.sync()
     expected = 4099 * float(ref.softplus(8.0))
     assert float(out.get()) == float(np.float16(expected)), (float(out.get()), expected)
     none = cp.empty(n, cp.float16)
-    assert gs.call(gpu_lib, "bce_with_logits_forward_none", mem, [x, y, none], ["float16"] * 3) == gs.OK
+    assert gs.call(gpu_lib, "bce_with_logits_forward_none", mem, [x, y, t, none], F16_WITH_T) == gs.OK
     mem.sync()
     assert float(none[-1].get()) == float(np.float16(ref.softplus(8.0)))
     assert float(none[2 ** 31].get()) == float(np.float16(ref.softplus(8.0)))

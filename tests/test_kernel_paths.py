@@ -149,10 +149,11 @@ def test_one_output_backward_kernels_equal_the_fused_one(reduction):
             ("bce", [np.clip(np.abs(x) / 12, 0, 1).astype(np.float32), y, w], ("input", "target", "weight"))):
         suffix = "_wp" if loss == "bce_with_logits" else "_w"
         fused = [np.empty_like(a) for a in operands]
-        assert launch(lib, f"{loss}_backward_{reduction}{suffix}", operands + [g] + fused) == 0
+        t = [np.zeros(1, np.float32)]  # the t operand: label smoothing 0
+        assert launch(lib, f"{loss}_backward_{reduction}{suffix}", operands + t + [g] + fused) == 0
         for k, direction in enumerate(directions):
             one = np.empty_like(operands[k])
-            assert launch(lib, f"{loss}_backward_{direction}_{reduction}{suffix}", operands + [g, one]) == 0
+            assert launch(lib, f"{loss}_backward_{direction}_{reduction}{suffix}", operands + t + [g, one]) == 0
             assert one.tobytes() == fused[k].tobytes(), (loss, direction)
 
 

@@ -80,7 +80,7 @@ def test_forward_and_gradients(parameter_loss, mode, reduction):
     g = grads(fn, (0, 1, 2, 3, 4), *map(to_ms, (x, y, w, p)), t)
     for got_g, want_g in zip(g[:4], want_grads):
         np.testing.assert_allclose(to_np(got_g), want_g, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(to_np(g[4]), np.zeros(2, np.float32))  # the parameters have no gradient
+    np.testing.assert_array_equal(to_np(g[4]), np.zeros(3, np.float32))  # the parameters have no gradient
 
 
 def test_parameters_held_by_the_cell(parameter_loss, mode):
@@ -99,14 +99,15 @@ def test_parameter_shape_is_checked(parameter_loss, mode):
     x, y, w, p = operands()
     cell = Loss("mean", mode == "graph")
     with pytest.raises((RuntimeError, ValueError),
-                       match=rf"For '{DISPLAY}', the shape of its scalar parameters must be \(2,\), but got \(1,\)"):
+                       match=rf"For '{DISPLAY}', the shape of its scalar parameters must be \(3,\), but got \(1,\)"):
         to_np(cell(*map(to_ms, (x, y, w, p)), Tensor(np.array([A], np.float32))))
 
 
 def test_params_tensor_counts_the_values(parameter_loss):
     t = _kernels.params_tensor(LOSS, 1, 2.5)
-    assert t.dtype == ms.float32 and t.shape == (2,)
-    np.testing.assert_array_equal(to_np(t), [1.0, 2.5])
+    assert t.dtype == ms.float32 and t.shape == (3,)
+    np.testing.assert_array_equal(to_np(t), [1.0, 2.5, 0.0])  # then the label smoothing
+    np.testing.assert_array_equal(to_np(_kernels.params_tensor(LOSS, 1, 2.5, label_smoothing=0.25)), [1.0, 2.5, 0.25])
     with pytest.raises(ValueError, match=rf"For '{DISPLAY}', the scalar parameters are \['scale', 'shift'\], "
                                          r"but got 1 values\."):
         _kernels.params_tensor(LOSS, 1.0)

@@ -18,7 +18,7 @@ import pytest
 
 from ms_bce import _kernels
 from ms_bce import _losses as registry
-from tests.abi import BAD_PARAM_COUNT, OK, launch, load_registry
+from tests.abi import BAD_PARAM_COUNT, BAD_SHAPE, OK, launch, load_registry
 
 # the library's other exports: the settings functions (ms_bce_*) and toolchain
 # symbols (_init, _fini, mangled C++ names _Z...)
@@ -101,17 +101,17 @@ def test_gpu_library_exports_exactly_the_registry_entry_points():
 
 @pytest.mark.parametrize("loss", list(registry.LOSSES))
 def test_kernels_take_the_registry_scalar_parameters(loss):
-    """A loss's kernels take a t operand exactly when its registry entry
-    lists scalar parameters, of that many values (custom_ops/common/params.h)."""
+    """Every loss's kernels take a t operand of its registry scalars: its
+    scalar parameters, then the drivers' options (custom_ops/common/params.h)."""
     lib = ctypes.CDLL(_kernels.library_path("CPU"))
     x = np.full((3,), 0.5, np.float32)
     out = np.zeros((3,), np.float32)
-    n = len(registry.LOSSES[loss].params)
+    n = len(registry.scalars(loss))
+    assert registry.scalars(loss) == registry.LOSSES[loss].params + ("label_smoothing",)
     name = registry.entry_name(loss, "forward", "none", False, False)
-    with_t = [x, x] + ([np.ones((n,), np.float32)] if n else []) + [out]
-    assert launch(lib, name, with_t) == OK
-    other = [x, x] + ([] if n else [np.ones((1,), np.float32)]) + [out]
-    assert launch(lib, name, other) == BAD_PARAM_COUNT
+    assert launch(lib, name, [x, x, np.zeros((n,), np.float32), out]) == OK
+    assert launch(lib, name, [x, x, np.zeros((n + 1,), np.float32), out]) == BAD_SHAPE
+    assert launch(lib, name, [x, x, out]) == BAD_PARAM_COUNT
 
 
 def test_elf_reader_agrees_with_nm():
@@ -173,8 +173,8 @@ def test_bprops_have_the_fixed_arity_of_each_operand_set(loss):
     backward's: (operands..., dout, out, ddout)) and graph mode parses its
     source: the bprops, written once and compiled per arity, have both."""
     for hw, hp in registry.operand_sets(loss):
-        # (named by position; t, the scalar parameters, last where the loss has any)
-        operands = ["x", "y", "w", "p"][:registry.n_operands(hw, hp)] + ["t"] * bool(registry.LOSSES[loss].params)
+        # (named by position; t, the scalar parameters and options, last)
+        operands = ["x", "y", "w", "p"][:registry.n_operands(hw, hp)] + ["t"]
         for for_graph in (False, True):
             bprop = _kernels.LossForward(loss, "mean", hw, hp, for_graph).bprop
             assert list(inspect.signature(bprop).parameters) == operands + ["out", "dout"]

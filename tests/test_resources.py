@@ -96,16 +96,17 @@ def test_every_kernel_called_from_threads_at_once_gives_the_serial_bits():
     w = rng.uniform(0.5, 2.0, (100,)).astype(np.float32)
     pw = rng.uniform(0.5, 3.0, (3000, 1)).astype(np.float32)
     g = rng.normal(size=shape).astype(np.float32)
+    t = np.zeros(1, np.float32)  # the t operand: label smoothing 0
     calls = [
-        ("bce_with_logits_forward_none_wp", [x, y, w, pw], [shape]),
-        ("bce_with_logits_forward_mean_wp", [x, y, w, pw], [()]),
-        ("bce_with_logits_backward_none_wp", [x, y, w, pw, g], [shape, shape, w.shape, pw.shape]),
-        ("bce_with_logits_backward_input_sum_wp", [x, y, w, pw, np.float32(1.5)], [shape]),
-        ("bce_with_logits_backward_target_none_wp", [x, y, w, pw, g], [shape]),
-        ("bce_with_logits_backward_weight_none_wp", [x, y, w, pw, g], [w.shape]),
-        ("bce_with_logits_backward_pos_weight_none_wp", [x, y, w, pw, g], [pw.shape]),
-        ("bce_forward_sum_w", [p, y, w], [()]),
-        ("bce_backward_mean_w", [p, y, w, np.float32(0.5)], [shape, shape, w.shape]),
+        ("bce_with_logits_forward_none_wp", [x, y, w, pw, t], [shape]),
+        ("bce_with_logits_forward_mean_wp", [x, y, w, pw, t], [()]),
+        ("bce_with_logits_backward_none_wp", [x, y, w, pw, t, g], [shape, shape, w.shape, pw.shape]),
+        ("bce_with_logits_backward_input_sum_wp", [x, y, w, pw, t, np.float32(1.5)], [shape]),
+        ("bce_with_logits_backward_target_none_wp", [x, y, w, pw, t, g], [shape]),
+        ("bce_with_logits_backward_weight_none_wp", [x, y, w, pw, t, g], [w.shape]),
+        ("bce_with_logits_backward_pos_weight_none_wp", [x, y, w, pw, t, g], [pw.shape]),
+        ("bce_forward_sum_w", [p, y, w, t], [()]),
+        ("bce_backward_mean_w", [p, y, w, t, np.float32(0.5)], [shape, shape, w.shape]),
     ]
 
     def run_all():
@@ -142,6 +143,7 @@ def _operators():
     dout = Tensor(np.ones(x.shape, np.float32))
     dout_sum = Tensor(np.float32(1.0))
     w_full = ms.ops.broadcast_to(w, x.shape)
+    t_logits, t_bce = _kernels.params_tensor("bce_with_logits"), _kernels.params_tensor("bce")  # no smoothing
     nn_logits = ms_bce.nn.BCEWithLogitsLoss(weight=w, pos_weight=pw)
     nn_bce = ms_bce.nn.BCELoss(ms.ops.broadcast_to(w, x.shape))
     op_logits = ms_bce.ops.BCEWithLogitsLoss("sum")
@@ -150,11 +152,11 @@ def _operators():
         ("logits forward", lambda: ms_bce.ops.binary_cross_entropy_with_logits(x, y, w, pw)),
         ("logits ops.BCEWithLogitsLoss", lambda: op_logits(x, y, w, pw)),
         ("logits nn.BCEWithLogitsLoss", lambda: nn_logits(x, y)),
-        ("logits backward", lambda: bwd_logits(x, y, w, pw, dout)),
+        ("logits backward", lambda: bwd_logits(x, y, w, pw, t_logits, dout)),
         ("bce forward", lambda: ms_bce.ops.binary_cross_entropy(p, y, w)),
         ("bce ops.BinaryCrossEntropy", lambda: op_bce(p, y, w)),
         ("bce nn.BCELoss", lambda: nn_bce(p, y)),
-        ("bce backward", lambda: bwd_bce(p, y, w_full, dout_sum)),
+        ("bce backward", lambda: bwd_bce(p, y, w_full, t_bce, dout_sum)),
     ]
 
 
@@ -250,8 +252,9 @@ def test_a_kernel_call_over_more_than_two_to_the_31_elements():
     y = np.zeros(n, np.float16)
     x[-100:] = 8.0  # past index 2^31
     out = np.zeros((), np.float16)
-    launch(lib, "bce_with_logits_forward_mean", [x, y, out])  # warm (allocations)
-    assert launch(lib, "bce_with_logits_forward_mean", [x, y, out]) == OK
+    t = np.zeros(1, np.float32)  # the t operand: label smoothing 0
+    launch(lib, "bce_with_logits_forward_mean", [x, y, t, out])  # warm (allocations)
+    assert launch(lib, "bce_with_logits_forward_mean", [x, y, t, out]) == OK
     want = ((n - 100) * math.log(2.0) + 100 * (8.0 + math.log1p(math.exp(-8.0)))) / n
     assert out == np.float16(want), (out, want)
     del x, y

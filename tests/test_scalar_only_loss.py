@@ -72,14 +72,15 @@ def test_portable_path_on_every_simd_setting(lib, reduction, shape):
     want_fwd, want_grads = reference(*f64, reduction, dout.astype(np.float64))
     want_grads[2] = reduce_to(want_grads[2], w.shape)
     results = []
+    t = np.zeros(1, np.float32)  # the t operand: the drivers' options alone (label smoothing 0)
     for path in (1, 2):  # portable, then AVX2 where the CPU has it: this loss has no vector path
         assert lib.ms_bce_set_simd_path(path) == OK
         out = np.zeros(shape if reduction == "none" else (), np.float32)
-        assert launch(lib, f"{NAME}_forward_{reduction}_wp", [x, y, w, p, out]) == OK
+        assert launch(lib, f"{NAME}_forward_{reduction}_wp", [x, y, w, p, t, out]) == OK
         grads = [np.zeros_like(a) for a in (x, y, w, p)]
-        assert launch(lib, f"{NAME}_backward_{reduction}_wp", [x, y, w, p, dout, *grads]) == OK
+        assert launch(lib, f"{NAME}_backward_{reduction}_wp", [x, y, w, p, t, dout, *grads]) == OK
         one = np.zeros_like(w)
-        assert launch(lib, f"{NAME}_backward_weight_{reduction}_wp", [x, y, w, p, dout, one]) == OK
+        assert launch(lib, f"{NAME}_backward_weight_{reduction}_wp", [x, y, w, p, t, dout, one]) == OK
         np.testing.assert_allclose(out, want_fwd, rtol=1e-5)
         for got, want in zip(grads, want_grads):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -95,7 +96,7 @@ def test_portable_path_on_every_simd_setting(lib, reduction, shape):
 # parameters, as one trailing 1-D float32 input (custom_ops/common/params.h).
 
 PNAME = "sqp_test"
-THETA = np.array([0.75, -0.25], np.float32)
+THETA = np.array([0.75, -0.25, 0.0], np.float32)  # (A, B), then the label smoothing (0)
 
 
 def test_parameter_loss_exports_the_same_names(lib_path):
@@ -114,7 +115,7 @@ def test_parameters_reach_the_element_maths(lib, reduction, dtype):
     w = rng.uniform(0.5, 2, (6,)).astype(dtype)
     p = rng.uniform(0.5, 2, shape).astype(dtype)
     dout = (rng.normal(size=shape) if reduction == "none" else np.array(1.5)).astype(dtype)
-    a, b = THETA.astype(np.float64)
+    a, b = THETA[:2].astype(np.float64)
     f64 = [v.astype(np.float64) for v in (x, y, w, p)]
     want_fwd, want_grads = reference(f64[0] - b, f64[1], f64[2], f64[3], reduction, dout.astype(np.float64))
     want_fwd = a * want_fwd
@@ -142,11 +143,13 @@ def test_parameter_operand_is_checked(lib):
     assert launch(lib, name, [x, x, THETA, out]) == OK
     np.testing.assert_allclose(out, 0.75 * 0.25 ** 2)
     assert launch(lib, name, [x, x, out]) == BAD_PARAM_COUNT                    # t missing
-    assert launch(lib, name, [x, x, THETA[:1], out]) == BAD_SHAPE              # one value for two
-    assert launch(lib, name, [x, x, THETA.reshape(1, 2), out]) == BAD_SHAPE    # not 1-D
+    assert launch(lib, name, [x, x, THETA[:1], out]) == BAD_SHAPE              # one value for three
+    assert launch(lib, name, [x, x, THETA.reshape(1, 3), out]) == BAD_SHAPE    # not 1-D
     assert launch(lib, name, [x, x, THETA.astype(np.float16), out]) == BAD_DTYPE  # not float32
     h = x.astype(np.float16)
     assert launch(lib, name, [h, h, THETA, out.astype(np.float16)]) == OK      # float32 t beside float16 operands
     assert launch(lib, name, [h, x, THETA, out]) == BAD_DTYPE                  # the operands still share one dtype
-    # a loss without parameters takes no t
-    assert launch(lib, f"{NAME}_forward_none", [x, x, THETA, out]) == BAD_PARAM_COUNT
+    # a loss without parameters takes the options alone: t of one value
+    assert launch(lib, f"{NAME}_forward_none", [x, x, THETA, out]) == BAD_SHAPE
+    assert launch(lib, f"{NAME}_forward_none", [x, x, out]) == BAD_PARAM_COUNT
+    assert launch(lib, f"{NAME}_forward_none", [x, x, THETA[2:], out]) == OK

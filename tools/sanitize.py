@@ -222,8 +222,9 @@ def main():
     names_json = os.path.join(os.path.dirname(lib), "names.json")
     with open(names_json, "w", encoding="utf-8") as f:
         from ms_bce import _losses
-        # "<loss>:<count>" of the losses with scalar parameters: their InferShape takes t's shape
-        parameters = [f"{name}:{len(loss.params)}" for name, loss in _losses.LOSSES.items() if loss.params]
+        # "<loss>:<count>" of every loss: the length of its t operand (its parameters, then the
+        # drivers' options: _losses.scalars), whose shape its InferShape checks
+        parameters = [f"{name}:{len(_losses.scalars(name))}" for name in _losses.LOSSES]
         json.dump({"kernels": kernels, "infer": infer, "settings": settings, "floors": floors,
                    "floor_infer": floor_infer, "parameters": parameters}, f)
     ok = True

@@ -41,6 +41,14 @@ ORACLES = {
 # the scalar parameters (the t operand, float32, the registry's order) passed to a loss that has them,
 # the values its oracle above assumes
 PARAMS = {"sigmoid_focal": (0.25, 1.5)}
+# the label smoothing every call passes (the drivers' option after the parameters in t): nonzero, so
+# that its smoothed-target buffer runs under the sanitizers; the reference smooths as the drivers do
+SMOOTHING = float(np.float32(0.1))
+
+
+def scalars(loss):
+    """The t operand's values: the loss's parameters, then the drivers' options (label smoothing)."""
+    return PARAMS.get(loss, ()) + (SMOOTHING,)
 
 
 class Entry:
@@ -52,7 +60,7 @@ class Entry:
         self.name, self.loss, self.direction, self.reduction = e.name, e.loss, e.direction, e.reduction
         self.has_w, self.has_p = e.has_weight, e.has_pos_weight
         self.n_in = REGISTRY.n_operands(self.has_w, self.has_p)
-        self.n_t = int(bool(REGISTRY.LOSSES[self.loss].params))  # the t operand, after the operands
+        self.n_t = int(bool(REGISTRY.scalars(self.loss)))  # the t operand, after the operands
         self.n_args = self.n_in + self.n_t  # the inputs before dout
         # a one-output backward's gradient, as an index into the reference's (dx, dy, dw, dp);
         # None: forward or the fused backward
@@ -61,7 +69,7 @@ class Entry:
         self.n_out = self.n_in if self.direction == "backward" else 1
         if self.loss not in ORACLES:
             raise ValueError(f"{name}: the sanitizer driver has no float64 oracle for {self.loss!r} (ORACLES)")
-        if self.n_t and self.loss not in PARAMS:
+        if REGISTRY.LOSSES[self.loss].params and self.loss not in PARAMS:
             raise ValueError(f"{name}: the sanitizer driver has no values for {self.loss!r}'s parameters (PARAMS)")
         self.oracle = ORACLES[self.loss]
 
@@ -101,7 +109,7 @@ def make_operands(entry, dtype, x_shape, w_shape, p_shape, rng, special=0.05):
         ops.append(rng.uniform(-2, 2, x_shape if entry.reduction == "none" else ()).astype(np.float32))
     stored = [store(a, dtype) for a in ops]
     if entry.n_t:  # t: float32 whatever dtype the others have
-        stored.insert(entry.n_in, np.array(PARAMS[entry.loss], np.float32))
+        stored.insert(entry.n_in, np.array(scalars(entry.loss), np.float32))
     return stored
 
 
@@ -116,7 +124,10 @@ def output_shapes(entry, x_shape, w_shape, p_shape):
 def reference(entry, ops):
     """The float64 reference of every output, with a scale for the bar."""
     vals = [as_float64(a) for a in ops]
-    x, y = vals[0], vals[1]
+    x = vals[0]
+    # the smoothed target, rounded to the operands' dtype as the drivers round it (by way of float32)
+    dtype = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}.get(ops[1].dtype, "bfloat16")
+    y = as_float64(store(vals[1] * (1.0 - SMOOTHING) + 0.5 * SMOOTHING, dtype))
     k = 2
     w = vals[k] if entry.has_w else None
     k += entry.has_w
@@ -125,7 +136,8 @@ def reference(entry, ops):
     with np.errstate(all="ignore"):
         if entry.direction == "forward":
             return [entry.oracle.forward(x, y, w, p, entry.reduction)]
-        grads = entry.oracle.grads(x, y, w, p, entry.reduction, vals[k])  # (dx, dy, dw, dp)
+        grads = list(entry.oracle.grads(x, y, w, p, entry.reduction, vals[k]))  # (dx, dy, dw, dp)
+        grads[1] = grads[1] * (1.0 - SMOOTHING)  # dY'/dY
         if entry.gradient is not None:
             assert grads[entry.gradient] is not None, entry.name
             return [grads[entry.gradient]]
@@ -294,8 +306,8 @@ def drive_malformed(san, entries):
             mism += [(2, [3]), (2, [1, 3, 4])]
         if entry.has_p:
             mism += [(2 + entry.has_w, [2, 1])]
-        if entry.n_t:  # t holds exactly the loss's parameters, in one dimension
-            mism += [(entry.n_in, [len(PARAMS[entry.loss]) + 1]), (entry.n_in, [1, len(PARAMS[entry.loss])])]
+        if entry.n_t:  # t holds exactly the loss's scalars, in one dimension
+            mism += [(entry.n_in, [len(scalars(entry.loss)) + 1]), (entry.n_in, [1, len(scalars(entry.loss))])]
         first_out = entry.n_args + (entry.direction != "forward")
         if entry.direction != "forward":
             mism += [(entry.n_args, [3, 5] if entry.reduction == "none" else [1])]
@@ -321,7 +333,7 @@ def drive_malformed(san, entries):
         if entry.direction != "forward" and entry.reduction != "none":
             x1[-1] = np.ones((), np.float32)
         if entry.n_t:
-            x1.insert(entry.n_in, np.array(PARAMS[entry.loss], np.float32))
+            x1.insert(entry.n_in, np.array(scalars(entry.loss), np.float32))
         o1 = [np.zeros(s, np.float32) for s in output_shapes(entry, tuple(ones), tuple(ones), tuple(ones))]
         rc = launch(san, entry.name, x1 + o1)
         CALLS["malformed"] += 1

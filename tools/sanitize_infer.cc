@@ -54,10 +54,10 @@ std::string base_of(const std::string &name) {
 struct Operands {
   int n;          // x, y[, w][, p]
   bool has_w, has_p;
-  int np;         // the loss's scalar parameters: the t operand's length after them (0: no t)
+  int np;         // the t operand's length (the loss's scalar parameters and the drivers' options; 0: no t)
 };
 
-// "<loss>:<count>" of every loss with scalar parameters (the JSON's "parameters")
+// "<loss>:<count>" of every loss: its t operand's length (the JSON's "parameters")
 std::vector<std::string> parameter_losses;
 
 Operands operands_of(const std::string &name) {
@@ -179,7 +179,7 @@ void drive_infer(void *lib, const std::string &name) {
   if (o.has_w) infer_case(fn, name, inputs({3, 4}, {3, 4}, {5}, {1}), false, {}, "weight");
   if (o.has_w) infer_case(fn, name, inputs({3, 4}, {3, 4}, {1, 3, 4}, {1}), false, {}, "weight rank");
   if (o.has_p) infer_case(fn, name, inputs({3, 4}, {3, 4}, {1}, {2, 4}), false, {}, "pos_weight");
-  if (o.np > 0) {  // t: exactly the loss's parameters, in one dimension
+  if (o.np > 0) {  // t: exactly the loss's scalars, in one dimension
     std::vector<Shape> bad = inputs({3, 4}, {3, 4}, {4}, {3, 1});
     bad.back() = Shape{o.np + 1};
     infer_case(fn, name, bad, false, {}, "parameters' length");
@@ -204,7 +204,7 @@ void drive_kernel(void *lib, const std::string &name) {
   std::vector<Shape> shapes{{300, 300}, {300, 300}};  // 90000 elements: two chunks
   if (o.has_w) shapes.push_back({300});
   if (o.has_p) shapes.push_back({300, 1});
-  if (o.np > 0) shapes.push_back({o.np});  // t (alpha = gamma = 0.25 below)
+  if (o.np > 0) shapes.push_back({o.np});  // t (every value 0.25 below: alpha, gamma, label smoothing)
   if (!forward) shapes.push_back(reduced ? Shape{} : Shape{300, 300});
   if (forward) {
     shapes.push_back(reduced ? Shape{} : Shape{300, 300});

@@ -11,10 +11,15 @@
 // They arrive as one more input, t (aot_abi.h's operand layout), a 1-D
 // float32 tensor the drivers check and hand on as a pointer (host memory on
 // the CPU, device memory on the GPU); a policy without kParams keeps the
-// signatures without theta.  Host-only C++17, or host and device under nvcc
+// signatures without theta.  After the loss's own values t carries the
+// drivers' options, kOptions of them, which every loss takes (ms_bce/_losses.py
+// OPTIONS): theta[kParams] is the label smoothing epsilon, applied by the
+// drivers (smooth_target, smoothed_target_grad), so a policy never sees it.  Host-only C++17, or host and device under nvcc
 // (MS_BCE_HD, defined by the GPU library before it includes this).
 #ifndef MS_BCE_COMMON_PARAMS_H_
 #define MS_BCE_COMMON_PARAMS_H_
+
+#include <math.h>
 
 #include <type_traits>
 
@@ -32,9 +37,23 @@ struct ParamCount : std::integral_constant<int, 0> {};
 template <class Loss>
 struct ParamCount<Loss, std::void_t<decltype(Loss::kParams)>> : std::integral_constant<int, Loss::kParams> {};
 
+// The drivers' options in t, after the loss's own parameters: label smoothing.
+constexpr int kOptions = 1;
+
 // The operand set of a loss's entry points (HW, HP: with weight, pos_weight).
 template <class Loss, bool HW, bool HP>
-constexpr OperandSet kOperandsOf{HW, HP, ParamCount<Loss>::value};
+constexpr OperandSet kOperandsOf{HW, HP, ParamCount<Loss>::value + kOptions};
+
+// A call's label smoothing epsilon (in [0, 1]: ms_bce/_validate.py checks it), from t.
+template <class Loss>
+MS_BCE_HD inline double label_smoothing_of(const float *theta) {
+  return theta[ParamCount<Loss>::value];
+}
+
+// The smoothed target Y (1 - eps) + eps / 2 (Keras' rule), in double, one FMA:
+// the caller rounds it once to the operands' dtype, as the composition
+// does, so that eps = 0 gives Y itself.
+MS_BCE_HD inline double smooth_target(double y, double eps) { return ::fma(y, 1.0 - eps, 0.5 * eps); }
 
 // A call's scalar parameters, the t operand's data (nullptr: none).
 inline const float *theta_of(OperandSet ops, void **params) {

@@ -51,12 +51,13 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
       const T *x = static_cast<const T *>(params[0]);
       T *out = static_cast<T *>(params[kIn]);
       const float *theta = theta_of(kOps, params);
+      const double eps = label_smoothing_of<Loss>(theta);
       std::vector<double> partial(chunks, 0.0);
       DomainCheck<Loss, T> domain(chunks, true);
       const int st = run_chunks(chunks, [&](int64_t c) {
         int64_t begin, end;
         chunk_range(n, chunks, c, &begin, &end);
-        ChunkOperands<T, HW, HP> in(params, wi, pi);
+        ChunkOperands<T, HW, HP> in(params, wi, pi, eps);
         double chunk_sum = 0.0;  // this thread's own, stored once: partial[] shares cache lines between threads
         for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
           if (!domain.segment_ok(c, x, f0, std::min(kSegment, end - f0))) break;
@@ -111,6 +112,7 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
       const T *x = static_cast<const T *>(params[0]);
       const T *dout = static_cast<const T *>(params[kDout]);
       const float *theta = theta_of(kOps, params);
+      const double eps = label_smoothing_of<Loss>(theta);
       T *dx = kDx ? static_cast<T *>(params[kDout + 1]) : nullptr;
       T *dy = kDy ? static_cast<T *>(params[kSlotDy]) : nullptr;
       T *dw = kDw ? static_cast<T *>(params[kSlotDw]) : nullptr;
@@ -131,7 +133,7 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
       const int st = run_chunks(chunks, [&](int64_t c) {
         int64_t begin, end;
         chunk_range(n, chunks, c, &begin, &end);
-        ChunkOperands<T, HW, HP> in(params, wi, pi);
+        ChunkOperands<T, HW, HP> in(params, wi, pi, eps);
         if (!wsum.empty()) wsum[c] = chunk_gradient(wi, begin, end);
         if (!psum.empty()) psum[c] = chunk_gradient(pi, begin, end);
         double cw[kSegment], cp[kSegment];
@@ -146,6 +148,7 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
           if (dw) s.dw = cw;
           if (dp) s.dp = cp;
           backward_segment<Loss, T, HW, HP, kOut>(s, vector);
+          if (dy && eps != 0.0) scale_target_gradient(s.dy, s.n, eps);
           if (dw) {
             if (wi.kind == OperandKind::kFull) store_contributions(dw + f0, cw, s.n, vector);
             else add_contributions(wi, cw, f0, s.n, &wsum[c]);

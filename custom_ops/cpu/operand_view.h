@@ -142,15 +142,18 @@ inline void fold_periodic(const OperandInfo &info, ChunkGradient *g) {
   g->sum.swap(folded);
 }
 
-// One chunk's inputs: x, y and views of weight/pos_weight where present.
+// One chunk's inputs: x, y and views of weight/pos_weight where present;
+// with label smoothing (eps != 0), y's smoothed values (params.h's
+// smooth_target, rounded once to T) in a buffer of the chunk's own.
 template <class T, bool HW, bool HP>
 class ChunkOperands {
  public:
-  ChunkOperands(void **params, const OperandInfo &wi, const OperandInfo &pi)
-      : x_(static_cast<const T *>(params[0])), y_(static_cast<const T *>(params[1])) {
+  ChunkOperands(void **params, const OperandInfo &wi, const OperandInfo &pi, double eps)
+      : x_(static_cast<const T *>(params[0])), y_(static_cast<const T *>(params[1])), eps_(eps) {
     constexpr OperandSet kOps{HW, HP};
     if (HW) w_.emplace(static_cast<const T *>(params[kOps.weight()]), wi);
     if (HP) p_.emplace(static_cast<const T *>(params[kOps.pos_weight()]), pi);
+    if (eps != 0.0) smoothed_.resize(kSegment);
   }
 
   // The segment of flat indices [f0, min(f0 + kSegment, end)) with its inputs
@@ -161,6 +164,10 @@ class ChunkOperands {
     s.n = std::min(kSegment, end - f0);
     s.x = x_ + f0;
     s.y = y_ + f0;
+    if (!smoothed_.empty()) {
+      for (int64_t i = 0; i < s.n; ++i) smoothed_[i] = store_as<T>(smooth_target(to_float(s.y[i]), eps_));
+      s.y = smoothed_.data();
+    }
     if (HW && !(vector && (s.w_native = w_->native(f0)))) s.w = w_->segment(f0, s.n);
     if (HP && !(vector && (s.p_native = p_->native(f0)))) s.p = p_->segment(f0, s.n);
     return s;
@@ -168,8 +175,17 @@ class ChunkOperands {
 
  private:
   const T *x_, *y_;
+  double eps_;
+  std::vector<T> smoothed_;
   std::optional<OperandView<T>> w_, p_;
 };
+
+// With label smoothing the target's gradient is the plain one at the
+// smoothed target times dY'/dY = 1 - eps: scaled in place (a second rounding).
+template <class T>
+void scale_target_gradient(T *dy, int64_t n, double eps) {
+  for (int64_t i = 0; i < n; ++i) dy[i] = store_as<T>(static_cast<double>(to_float(dy[i])) * (1.0 - eps));
+}
 
 }  // namespace ms_bce
 

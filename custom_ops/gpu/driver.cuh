@@ -29,16 +29,23 @@ namespace gpu {
 // ------------------------------------------------------------ functors ---
 
 // The operands of one call: x, y contiguous; w, p read in place through
-// the broadcast layout; theta, the loss's scalar parameters (nullptr: none).
+// the broadcast layout; theta, the loss's scalar parameters and then the
+// drivers' options (params.h): eps, the label smoothing, at theta[eps_index]
+// -- y is smoothed as the CPU driver smooths it (rounded once to T).
 template <class T, bool HW, bool HP>
 struct Operands {
   const T *x, *y, *w, *p;
   const float *theta;
+  int eps_index;
   OperandLayout layout;
+
+  MS_BCE_HD double eps() const { return theta[eps_index]; }
 
   MS_BCE_HD void load(int64_t i, double *xv, double *yv, double *wv, double *pv) const {
     *xv = to_float(x[i]);
     *yv = to_float(y[i]);
+    const double e = eps();
+    if (e != 0.0) *yv = to_float(store_as<T>(smooth_target(*yv, e)));
     *wv = 1.0;
     *pv = 1.0;
     if constexpr (HW || HP) {
@@ -95,7 +102,10 @@ struct BackwardElement {
                                    : static_cast<double>(to_float(dout[0])) / divisor;
     const Grad gr = loss_grad<Loss>(in.theta, x, y, w, p, g);
     if (dx) dx[i] = store_as<T>(gr.dx);
-    if (dy) dy[i] = store_as<T>(gr.dy);
+    if (dy) {  // with label smoothing: times 1 - eps, rounded again (the CPU driver's scale_target_gradient)
+      const double e = in.eps();
+      dy[i] = e != 0.0 ? store_as<T>(static_cast<double>(to_float(store_as<T>(gr.dy))) * (1.0 - e)) : store_as<T>(gr.dy);
+    }
     if (dw_full) dw_full[i] = store_as<T>(gr.dw);
     if (dp_full) dp_full[i] = store_as<T>(gr.dp);
     if constexpr (K == 1) acc[0] += first_is_w ? gr.dw : gr.dp;
@@ -176,6 +186,7 @@ Operands<T, HW, HP> make_operands(const Args &a, OperandSet ops) {
   in.w = HW ? static_cast<const T *>(a.params[ops.weight()]) : nullptr;
   in.p = HP ? static_cast<const T *>(a.params[ops.pos_weight()]) : nullptr;
   in.theta = theta_of(ops, a.params);
+  in.eps_index = ops.np - kOptions;
   in.layout = make_operand_layout(a.shape[0], bcast, n);
   return in;
 }

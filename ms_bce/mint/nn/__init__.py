@@ -31,6 +31,9 @@ class BCEWithLogitsLoss(_LossCell):
         pos_weight (Tensor, optional): Weight of positive examples, broadcastable to the
             input's shape. Default: ``None``.
 
+    Keyword Args:
+        OPTIONS
+
     Inputs:
         - **input** (Tensor) - Logits, any shape; float16, float32 or bfloat16.
         - **target** (Tensor) - The shape of `input`; float16, float32 or bfloat16.
@@ -60,12 +63,12 @@ class BCEWithLogitsLoss(_LossCell):
         0.3463612
     """
 
-    def __init__(self, weight=None, reduction='mean', pos_weight=None):
-        super().__init__("BCEWithLogitsLoss", reduction, weight, pos_weight)
+    def __init__(self, weight=None, reduction='mean', pos_weight=None, *, label_smoothing=0.0):
+        super().__init__("BCEWithLogitsLoss", reduction, weight, pos_weight, label_smoothing)
 
     def construct(self, input, target):
         return _logits_loss("BCEWithLogitsLoss", _NAMES, input, target, self.weight, self.pos_weight,
-                            self.reduction)
+                            self.reduction, label_smoothing=self.label_smoothing)
 
 
 @_docs.shared_sections
@@ -88,6 +91,9 @@ class BCELoss(_LossCell):
         weight (Tensor, optional): Rescaling weight of the input's dtype, broadcastable to
             its shape. Default: ``None``.
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Keyword Args:
+        OPTIONS
 
     Inputs:
         - **input** (Tensor) - Probabilities, any shape; float16, float32 or bfloat16.
@@ -121,9 +127,9 @@ class BCELoss(_LossCell):
         1.8952923
     """
 
-    def __init__(self, weight=None, reduction='mean'):
-        super().__init__("BCELoss", reduction, weight)
+    def __init__(self, weight=None, reduction='mean', *, label_smoothing=0.0):
+        super().__init__("BCELoss", reduction, weight, label_smoothing=label_smoothing)
 
     def construct(self, input, target):
         return _probability_loss("BCELoss", _NAMES, _validate.FLOAT16_32_BF16, input, target, self.weight,
-                                 self.reduction)
+                                 self.reduction, self.label_smoothing)

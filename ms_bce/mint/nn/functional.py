@@ -8,7 +8,8 @@ _NAMES = ("input", "target", "weight", "pos_weight")
 
 
 @_docs.shared_sections
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean', pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean', pos_weight=None, *,
+                                     label_smoothing=0.0):
     r"""
     Binary cross entropy between the sigmoid of `input` and `target`. Mirrors
     :func:`mindspore.mint.nn.functional.binary_cross_entropy_with_logits`, whose argument
@@ -31,6 +32,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
         weight (Tensor, optional): Broadcastable to the shape of `input`. Default: ``None``.
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
         pos_weight (Tensor, optional): Broadcastable to the shape of `input`. Default: ``None``.
+
+    Keyword Args:
+        OPTIONS
 
     Returns:
         Tensor of the promoted (widest) dtype of the operands, of the shape of `input` for
@@ -59,11 +63,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
         >>> print(output)
         0.3463612
     """
-    return _logits_loss("binary_cross_entropy_with_logits", _NAMES, input, target, weight, pos_weight, reduction)
+    return _logits_loss("binary_cross_entropy_with_logits", _NAMES, input, target, weight, pos_weight, reduction,
+                        label_smoothing=label_smoothing)
 
 
 @_docs.shared_sections
-def binary_cross_entropy(input, target, weight=None, reduction='mean'):
+def binary_cross_entropy(input, target, weight=None, reduction='mean', *, label_smoothing=0.0):
     r"""
     Binary cross entropy on probabilities. Mirrors
     :func:`mindspore.mint.nn.functional.binary_cross_entropy`; the computation (MindSpore's
@@ -84,6 +89,9 @@ def binary_cross_entropy(input, target, weight=None, reduction='mean'):
         weight (Tensor, optional): Rescaling weight of the dtype of `input`, broadcastable
             to its shape. Default: ``None``.
         reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+
+    Keyword Args:
+        OPTIONS
 
     Returns:
         Tensor with the dtype of `input`, of its shape for ``'none'``, else 0-d.
@@ -113,4 +121,5 @@ def binary_cross_entropy(input, target, weight=None, reduction='mean'):
         >>> print(output)
         0.38240486
     """
-    return _probability_loss("binary_cross_entropy", _NAMES, _validate.FLOAT16_32, input, target, weight, reduction)
+    return _probability_loss("binary_cross_entropy", _NAMES, _validate.FLOAT16_32, input, target, weight, reduction,
+                             label_smoothing)
