@@ -2,8 +2,9 @@
 
 A docstring's ``Supported Platforms:`` section holds the single line
 ``PLATFORMS``; ``shared_sections`` replaces it with ``PLATFORMS_TEXT`` (in the
-docstring's own indentation), and a ``Keyword Args:`` line ``OPTIONS`` with
-``OPTIONS_TEXT``, so the API pages, ``help()`` and the README's
+docstring's own indentation), a ``Keyword Args:`` line ``OPTIONS`` with
+``OPTIONS_TEXT`` and a line ``WEIGHTED_MEAN`` under `reduction` with
+``WEIGHTED_MEAN_TEXT``, so the API pages, ``help()`` and the README's
 "Platforms" table cannot drift apart: tests/test_docs.py checks every public
 name carries it.
 """
@@ -37,7 +38,16 @@ OPTIONS_TEXT = r"""label_smoothing (float, optional): Smooths the targets to
     non-number raises TypeError, a value outside [0, 1] (or NaN) ValueError. Not on Ascend
     (a RuntimeError unless 0). Default: ``0.0`` (the targets as given, bit for bit)."""
 
-_MARKER = re.compile(r"^([ \t]*)(PLATFORMS|PLATFORMS_NO_ASCEND|OPTIONS)[ \t]*$", re.M)
+# The reduction every loss name takes beyond MindSpore's three, for the text
+# under its `reduction` argument: the line WEIGHTED_MEAN.
+WEIGHTED_MEAN_TEXT = r"""``'weighted_mean'`` (ms_bce's own) divides the sum by the sum of
+`weight` broadcast to the elements, :math:`\sum L / \sum W` (the mean normalised by the
+weights, PyTorch #2180), and is ``'mean'`` when there is no `weight`. It is computed as the
+kernels' mean divided by the weight's own mean in double precision (float32 on Ascend): no
+second pass over the elements, no overflow of a 16-bit sum. The weight's gradient has the
+quotient rule's term. All-zero weights give NaN, as an empty mean does."""
+
+_MARKER = re.compile(r"^([ \t]*)(PLATFORMS|PLATFORMS_NO_ASCEND|OPTIONS|WEIGHTED_MEAN)[ \t]*$", re.M)
 
 
 def shared_sections(obj):
@@ -45,7 +55,8 @@ def shared_sections(obj):
     doc = obj.__doc__ or ""
     if not _MARKER.search(doc):
         raise AssertionError(f"{obj.__qualname__}'s docstring has no PLATFORMS line in 'Supported Platforms:'")
-    texts = {"PLATFORMS": PLATFORMS_TEXT, "PLATFORMS_NO_ASCEND": PLATFORMS_NO_ASCEND_TEXT, "OPTIONS": OPTIONS_TEXT}
+    texts = {"PLATFORMS": PLATFORMS_TEXT, "PLATFORMS_NO_ASCEND": PLATFORMS_NO_ASCEND_TEXT, "OPTIONS": OPTIONS_TEXT,
+             "WEIGHTED_MEAN": WEIGHTED_MEAN_TEXT}
     obj.__doc__ = _MARKER.sub(lambda m: "\n".join(m.group(1) + line if line else "" for line in
                                                   texts[m.group(2)].splitlines()), doc)
     return obj

@@ -20,7 +20,9 @@ from mindspore import Tensor, get_auto_parallel_context
 from mindspore import dtype as mstype
 from mindspore.ops import constexpr
 
-REDUCTIONS = ("none", "mean", "sum")
+# the kernels' reductions, then ms_bce's own: sum(L) / sum(W) (ops._weighted_mean)
+REDUCTIONS = ("none", "mean", "sum", "weighted_mean")
+_REDUCTIONS_TEXT = str(list(REDUCTIONS))  # (an f-string of the list renders otherwise in graph mode)
 
 # The kernels' rank limit (custom_ops/cpu/common.h: kMaxRank).
 MAX_RANK = 16
@@ -45,11 +47,11 @@ def type_name(value):
 
 
 def check_reduction(op_name, reduction):
-    """TypeError unless a str; ValueError unless one of 'none', 'mean', 'sum'."""
+    """TypeError unless a str; ValueError unless one of REDUCTIONS."""
     if not isinstance(reduction, str):
         raise TypeError(f"For '{op_name}', 'reduction' must be a str, but got {type_name(reduction)}.")
     if reduction not in REDUCTIONS:
-        raise ValueError(f"For '{op_name}', 'reduction' must be one of ['none', 'mean', 'sum'], "
+        raise ValueError(f"For '{op_name}', 'reduction' must be one of {_REDUCTIONS_TEXT}, "
                          f"but got '{reduction}'.")
 
 
@@ -266,3 +268,11 @@ def check_options_device(op_name, label_smoothing):
         raise RuntimeError(f"For '{op_name}', 'label_smoothing' is not supported on Ascend yet; "
                            "use the CPU or GPU device target.")
     return False
+
+
+@constexpr
+def accumulation_dtype():
+    """float64 where MindSpore computes in it (CPU, GPU), float32 on Ascend
+    (no float64 there): the dtype of weighted_mean's denominator."""
+    from ._kernels import device_target  # (MindSpore-bound; imported on use)
+    return mstype.float32 if device_target() == "Ascend" else mstype.float64

@@ -375,13 +375,32 @@ def _smoothing_fused(x, y):
     return ms_bce.ops.binary_cross_entropy_with_logits(x, y, label_smoothing=0.1)
 
 
+_CLASSES = 1000  # the weighted mean's rows: (n / 1000, 1000) with one weight per class
+_CLASS_WEIGHT = Tensor(np.linspace(0.5, 2.0, _CLASSES).astype(np.float32))
+
+
+def _weighted_mean_composed(x, y):
+    """The mean normalised by the weights as a user writes it today: the 'sum' over the sum
+    of the weight broadcast to the input."""
+    x, y = x.reshape(-1, _CLASSES), y.reshape(-1, _CLASSES)
+    ones = ops.ones_like(_CLASS_WEIGHT)
+    total = ops.binary_cross_entropy_with_logits(x, y, _CLASS_WEIGHT, ones, "sum")
+    return total / ops.broadcast_to(_CLASS_WEIGHT, x.shape).sum()
+
+
+def _weighted_mean_fused(x, y):
+    x, y = x.reshape(-1, _CLASSES), y.reshape(-1, _CLASSES)
+    return ms_bce.ops.binary_cross_entropy_with_logits(x, y, _CLASS_WEIGHT, reduction="weighted_mean")
+
+
 def _plain(x, y):
     return ms_bce.ops.binary_cross_entropy_with_logits(x, y)
 
 
 VARIANTS = {"plain BCE-with-logits (ms_bce)": (_plain, None),
             "sigmoid_focal_loss": (_focal_fused, _focal_composed),
-            "label_smoothing=0.1": (_smoothing_fused, _smoothing_composed)}
+            "label_smoothing=0.1": (_smoothing_fused, _smoothing_composed),
+            "reduction='weighted_mean' (1000 class weights)": (_weighted_mean_fused, _weighted_mean_composed)}
 
 
 class _Fn(nn.Cell):
@@ -402,6 +421,9 @@ def variants(n, repeats, log=print):
     y = Tensor((rng.random(n) < 0.3).astype(np.float32))
     out = {}
     for name, impls in VARIANTS.items():
+        if "weighted_mean" in name and n % _CLASSES:
+            log(f"  {name}: skipped ({n} elements are not rows of {_CLASSES})")
+            continue
         out[name] = {}
         for kind, fn in zip(("fused", "composed"), impls):
             if fn is None:

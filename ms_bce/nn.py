@@ -34,7 +34,8 @@ class BCEWithLogitsLoss(_LossCell):
     elements, not the sum of the weights), ``'sum'`` :math:`\sum L`.
 
     Args:
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
         weight (Tensor, optional): Rescaling weight, broadcastable to the input's shape.
             Default: ``None``.
         pos_weight (Tensor, optional): Weight of positive examples, broadcastable to the
@@ -55,7 +56,7 @@ class BCEWithLogitsLoss(_LossCell):
         TypeError: If `reduction` is not a str, `weight` or `pos_weight` is neither a Tensor
             nor ``None``, an input is not a Tensor, or a dtype is not float16, float32 or
             bfloat16.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, if the
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, if the
             shape of `target` differs from that of `input`, or if `weight` or `pos_weight`
             can not be broadcast to it.
 
@@ -105,7 +106,8 @@ class BCELoss(_LossCell):
     Args:
         weight (Tensor, optional): Rescaling weight of the input's dtype, broadcastable to
             its shape. Default: ``None``.
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
 
     Keyword Args:
         OPTIONS
@@ -122,7 +124,7 @@ class BCELoss(_LossCell):
         TypeError: If `weight` is neither a Tensor nor ``None``, an input is not a Tensor,
             or a dtype is not float16 or float32 or differs from that of `logits`.
         TypeError: If `reduction` is not a str.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``.
         ValueError: If the shape of `labels` differs from that of `logits`, or `weight` can
             not be broadcast to it.
         RuntimeError: If an element of `logits` is outside [0, 1] (NaN excepted: it gives NaN),
@@ -175,7 +177,8 @@ class SigmoidFocalLoss(_LossCell):
         alpha (float, optional): Weight of the positive class; negative: no weighting.
             Default: ``0.25``.
         gamma (float, optional): The focusing exponent, >= 0. Default: ``2.0``.
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
         weight (Tensor, optional): Rescaling weight, broadcastable to the input's shape; may be
             a ``Parameter`` (its gradient is exact). Default: ``None``.
         pos_weight (Tensor, optional): Weight of the positive term of the cross entropy,
@@ -197,7 +200,7 @@ class SigmoidFocalLoss(_LossCell):
             `weight` or `pos_weight` is neither a Tensor nor ``None``, an input is not a Tensor,
             or a dtype is not float16, float32 or bfloat16.
         ValueError: If `alpha` is not finite, `gamma` is not finite or negative, `reduction` is
-            not one of ``'none'``, ``'mean'``, ``'sum'``, the shape of `targets` differs from
+            not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, the shape of `targets` differs from
             that of `inputs`, or `weight` or `pos_weight` can not be broadcast to it.
 
     Supported Platforms:
@@ -255,7 +258,8 @@ class MultiLabelSoftMarginLoss(_ms_nn.Cell):
         weight (Union[Tensor, int, float], optional): Rescaling weight of each class,
             broadcastable to the input's shape (typically :math:`(C,)`); an int or float
             weighs every class alike. Default: ``None``.
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
 
     Keyword Args:
         OPTIONS
@@ -273,7 +277,7 @@ class MultiLabelSoftMarginLoss(_ms_nn.Cell):
         TypeError: If `reduction` is not a str, `weight` is neither a Tensor, an int, a
             float nor ``None``, an input is not a Tensor, or a dtype is not float16,
             float32 or bfloat16.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, if `x`
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, if `x`
             is 0-d, if the shape of `target` differs from that of `x`, or if `weight` can
             not be broadcast to it.
 

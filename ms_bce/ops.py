@@ -62,6 +62,26 @@ def _scalars_operand(op_name, loss, params, label_smoothing):
     return _kernels.cached_params_tensor(loss, params, float(label_smoothing))
 
 
+def _kernel_reduction(reduction):
+    """The kernels' reduction for a call's: 'weighted_mean' is their 'mean'
+    divided by the weight's (_weighted_mean); with no weight (W = 1) it is
+    that 'mean' itself, the same bits."""
+    return "mean" if reduction == "weighted_mean" else reduction
+
+
+def _weighted_mean(mean, weight):
+    """sum(L) / sum(W), W the weight broadcast to the input's shape, as
+    mean(L) / mean(weight): each of the weight's values reaches the same number
+    of elements, so the mean of W is the weight's own and nothing passes over
+    the N elements again; and a mean, unlike a sum, does not overflow a 16-bit
+    dtype first.  The weight's mean is taken in float64 (float32 on Ascend);
+    MindSpore ops, so autodiff gives the weight the quotient rule's term.  A
+    product with the reciprocal, not a division: MindSpore 2.10's CPU Div
+    returns -inf for NaN / 0 (an empty input with all-zero weights)."""
+    acc = _validate.accumulation_dtype()
+    return _cast(_cast(mean, acc) * _ms_ops.reciprocal(_ms_ops.mean(_cast(weight, acc))), mean.dtype)
+
+
 def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction, loss="bce_with_logits", params=(),
                  label_smoothing=0.0):
     """BCEWithLogitsLoss (or another loss on logits with its operands, such
@@ -82,7 +102,7 @@ def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction, l
     compute = _validate.widest_float(dtypes)
     x = _cast(input, compute)
     y = _cast(target, compute)
-    op = _forward_op(loss, reduction, weight is not None, pos_weight is not None)
+    op = _forward_op(loss, _kernel_reduction(reduction), weight is not None, pos_weight is not None)
     operands = (x, y)
     if weight is not None:
         operands = operands + (_cast(weight, compute),)
@@ -90,6 +110,8 @@ def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction, l
         operands = operands + (_cast(pos_weight, compute),)
     if t is not None:
         operands = operands + (t,)
+    if reduction == "weighted_mean" and weight is not None:
+        return _weighted_mean(op(*operands), operands[2])
     return op(*operands)
 
 
@@ -114,8 +136,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
 
     ``'mean'`` returns :math:`\sum L / N` with :math:`N` the number of elements: the plain
     mean of the weighted losses, as in MindSpore and PyTorch, not divided by the sum of the
-    weights. ``'sum'`` returns :math:`\sum L`. Sums are accumulated in double precision in
-    a fixed order, so they are deterministic and accurate to 1e-6 relative at any size.
+    weights (ms_bce's ``'weighted_mean'`` is). ``'sum'`` returns :math:`\sum L`. Sums are
+    accumulated in double precision in a fixed order, so they are deterministic and accurate
+    to 1e-6 relative at any size.
 
     The gradients of all four inputs are exact, including those of `weight` and
     `pos_weight`, summed back to their own shapes (MindSpore's built-in returns zeros for
@@ -129,7 +152,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
         pos_weight (Tensor, optional): Weight of positive examples, broadcastable to the
             shape of `input` (typically one value per class, along the last axis).
             Default: ``None`` (all ones).
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
 
     Keyword Args:
         OPTIONS
@@ -143,7 +167,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
         TypeError: If `input`, `target`, `weight` or `pos_weight` is not a Tensor.
         TypeError: If the dtype of any of them is not float16, float32 or bfloat16.
         TypeError: If `reduction` is not a str.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``.
         ValueError: If the shape of `target` differs from the shape of `input`.
         ValueError: If `weight` or `pos_weight` can not be broadcast to the shape of `input`.
 
@@ -165,6 +189,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
         >>> # the targets smoothed to y * 0.9 + 0.05 inside the kernel
         >>> print(ops.binary_cross_entropy_with_logits(input, target, label_smoothing=0.1))
         0.38752788
+        >>> # the sum divided by the sum of the weights broadcast to (2, 3): 8, not 6
+        >>> class_weight = Tensor(np.array([2.0, 1.0, 1.0]), mindspore.float32)
+        >>> print(ops.binary_cross_entropy_with_logits(input, target, class_weight, reduction='weighted_mean'))
+        0.40920806
     """
     return _logits_loss("binary_cross_entropy_with_logits", _FUNCTIONAL_NAMES,
                         input, target, weight, pos_weight, reduction, label_smoothing=label_smoothing)
@@ -192,7 +220,8 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
     elements, not the sum of the weights), ``'sum'`` :math:`\sum L`.
 
     Args:
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
 
     Keyword Args:
         OPTIONS
@@ -210,7 +239,7 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
     Raises:
         TypeError: If `reduction` is not a str, or an input is not a Tensor, or an
             input's dtype is not float16, float32 or bfloat16.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, if
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, if
             `label`'s shape differs from `logits`'s, or if `weight` or `pos_weight` can
             not be broadcast to it.
 
@@ -250,10 +279,12 @@ def _probability_loss(op_name, names, allowed, input, target, weight, reduction,
     dtypes that API documents.  Target and weight must have input's dtype."""
     _validate.check_loss_args(op_name, names, allowed, input, target, weight, None, reduction, same_dtype=True)
     t = _scalars_operand(op_name, "bce", (), label_smoothing)
-    op = _forward_op("bce", reduction, weight is not None, False)
+    op = _forward_op("bce", _kernel_reduction(reduction), weight is not None, False)
     operands = (input, target) if weight is None else (input, target, weight)
     if t is not None:
         operands = operands + (t,)
+    if reduction == "weighted_mean" and weight is not None:
+        return _weighted_mean(op(*operands), weight)
     return op(*operands)
 
 
@@ -280,8 +311,8 @@ def binary_cross_entropy(logits, labels, weight=None, reduction='mean', *, label
     RuntimeError naming the first one and its flat index, as PyTorch and the built-in
     refuse it; NaN gives NaN.
 
-    ``'mean'`` divides the sum by the number of elements (not by the sum of the weights);
-    the mean of an empty tensor is NaN and its sum 0. A `weight` that broadcasts is
+    ``'mean'`` divides the sum by the number of elements (``'weighted_mean'`` by the sum of
+    the weights); the mean of an empty tensor is NaN and its sum 0. A `weight` that broadcasts is
     applied with broadcasting (the built-in accepts such a weight but misreads it).
 
     Gradients are the exact derivatives of this forward, for all three inputs:
@@ -296,7 +327,8 @@ def binary_cross_entropy(logits, labels, weight=None, reduction='mean', *, label
         labels (Tensor): Targets, the shape and dtype of `logits`.
         weight (Tensor, optional): Rescaling weight of the dtype of `logits`, broadcastable
             to its shape. Default: ``None``.
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
 
     Keyword Args:
         OPTIONS
@@ -309,7 +341,7 @@ def binary_cross_entropy(logits, labels, weight=None, reduction='mean', *, label
         TypeError: If the dtype of `logits`, `labels` or `weight` is neither float16 nor
             float32, or `labels` or `weight` has another dtype than `logits`.
         TypeError: If `reduction` is not a str.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``.
         ValueError: If the shape of `labels` differs from that of `logits`, or `weight`
             can not be broadcast to it.
         RuntimeError: If an element of `logits` is outside [0, 1] (NaN excepted: it gives NaN),
@@ -353,7 +385,8 @@ class BinaryCrossEntropy(_ms_nn.Cell):
     ``'none'`` returns :math:`L`, ``'mean'`` :math:`\sum L / N`, ``'sum'`` :math:`\sum L`.
 
     Args:
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
 
     Keyword Args:
         OPTIONS
@@ -369,7 +402,7 @@ class BinaryCrossEntropy(_ms_nn.Cell):
     Raises:
         TypeError: If `reduction` is not a str, an input is not a Tensor, or a dtype is not
             float16 or float32 or differs from that of `logits`.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, the
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, the
             shape of `labels` differs from that of `logits`, or `weight` can not be
             broadcast to it.
         RuntimeError: If an element of `logits` is outside [0, 1] (NaN excepted: it gives NaN),
@@ -450,7 +483,8 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none',
         alpha (float, optional): Weight of the positive class in [0, 1]; a negative value
             turns the weighting off. Default: ``0.25``.
         gamma (float, optional): The focusing exponent, >= 0. Default: ``2.0``.
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'none'``
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'none'``
+            WEIGHTED_MEAN
             (torchvision's default).
 
     Keyword Args:
@@ -469,7 +503,7 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none',
             is not float16, float32 or bfloat16.
         TypeError: If `alpha` or `gamma` is not a float (or int), or `reduction` not a str.
         ValueError: If `alpha` is not finite, or `gamma` is not finite or is negative.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``.
         ValueError: If the shape of `targets` differs from that of `inputs`, or `weight` or
             `pos_weight` can not be broadcast to it.
         RuntimeError: On Ascend (no kernel yet).
@@ -593,8 +627,9 @@ def _multilabel_loss(op_name, names, input, target, weight, reduction, label_smo
                        _validate.widest_float((input.dtype, target.dtype)))
     names = names[:3] + ("pos_weight",)
     out = _logits_loss(op_name, names, input, target, weight, None, reduction, label_smoothing=label_smoothing)
-    if reduction == "mean":
-        # the mean over rows of (row sum / C) is the mean over all elements
+    if reduction in ("mean", "weighted_mean"):
+        # the mean over rows of (row sum / C) is the mean over all elements; the
+        # weighted mean is over the elements' terms too
         return out
     if reduction == "sum":
         return out / input.shape[-1]
@@ -628,8 +663,10 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean', *,
     all :math:`N` elements' weighted losses, exactly
     ``ms_bce.ops.binary_cross_entropy_with_logits(input, target, weight, None, 'mean')``;
     ``'sum'`` the sum of the rows' losses (the BCEWithLogitsLoss ``'sum'`` divided by
-    :math:`C`). The kernels accumulate sums in double precision; the row means of
-    ``'none'`` are accumulated in float32 by MindSpore's ``mean``. In graph mode
+    :math:`C`). ``'weighted_mean'``: the weighted mean of the element terms,
+    :math:`\sum_{ij} W_j L_{ij} / \sum_{ij} W_j` (the ``'mean'`` without `weight`).
+    The kernels accumulate sums in double precision; the row means of ``'none'`` are
+    accumulated in float32 by MindSpore's ``mean``. In graph mode
     MindSpore's runtime flushes subnormal numbers to zero in its own operators, so a row
     loss below float32's smallest normal number (1.2e-38) from ``'none'`` or ``'sum'``
     (whose division by :math:`C` is a MindSpore operator) is 0 there; ``'mean'`` is
@@ -651,7 +688,8 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean', *,
             broadcastable to the shape of `input` (typically :math:`(C,)`). An int or float
             weighs every class alike and becomes a 0-d Tensor of the operands' dtype.
             Default: ``None`` (all ones).
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
 
     Keyword Args:
         OPTIONS
@@ -666,7 +704,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean', *,
         TypeError: If the dtype of `input`, `target` or a Tensor `weight` is not float16,
             float32 or bfloat16.
         TypeError: If `reduction` is not a str.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``.
         ValueError: If `input` is 0-d.
         ValueError: If the shape of `target` differs from the shape of `input`, or
             `weight` can not be broadcast to it.

@@ -94,7 +94,7 @@ class TestErrorTable:
 
     def test_reduction_not_a_known_value(self, mode, api):
         op, _ = NAMES[api]
-        with raises(ValueError, f"For '{op}', 'reduction' must be one of ['none', 'mean', 'sum'], but got 'avg'."):
+        with raises(ValueError, f"For '{op}', 'reduction' must be one of ['none', 'mean', 'sum', 'weighted_mean'], but got 'avg'."):
             invoke(api, reduction="avg")
         with raises(ValueError, "but got 'Mean'."):
             invoke(api, reduction="Mean")
@@ -196,7 +196,7 @@ class TestBCEErrorTable:
         op, _, _ = BCE_NAMES[api]
         with raises(TypeError, "'reduction' must be a str, but got int."):
             invoke_bce(api, reduction=1)
-        with raises(ValueError, f"For '{op}', 'reduction' must be one of ['none', 'mean', 'sum'], but got 'avg'."):
+        with raises(ValueError, f"For '{op}', 'reduction' must be one of ['none', 'mean', 'sum', 'weighted_mean'], but got 'avg'."):
             invoke_bce(api, reduction="avg")
         with raises(ValueError, "but got 'MEAN'."):  # the built-in's functional forms accept it
             invoke_bce(api, reduction="MEAN")
@@ -278,7 +278,7 @@ class TestMultilabelErrorTable:
             invoke_multilabel(api, reduction=1)
         with raises(TypeError, f"For '{op}', 'reduction' must be a str, but got NoneType."):
             invoke_multilabel(api, reduction=None)
-        with raises(ValueError, f"For '{op}', 'reduction' must be one of ['none', 'mean', 'sum'], but got 'avg'."):
+        with raises(ValueError, f"For '{op}', 'reduction' must be one of ['none', 'mean', 'sum', 'weighted_mean'], but got 'avg'."):
             invoke_multilabel(api, reduction="avg")
         with raises(ValueError, "but got 'MEAN'."):
             invoke_multilabel(api, reduction="MEAN")

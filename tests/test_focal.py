@@ -315,8 +315,8 @@ class TestErrors:
             invoke(api, gamma=None)
 
     def test_reduction(self, mode, api):
-        with raises(ValueError, f"For '{self.op(api)}', 'reduction' must be one of ['none', 'mean', 'sum'], "
-                                "but got 'max'."):
+        with raises(ValueError, f"For '{self.op(api)}', 'reduction' must be one of ['none', 'mean', 'sum', "
+                                "'weighted_mean'], but got 'max'."):
             invoke(api, reduction="max")
 
     def test_inputs_not_a_tensor(self, mode, api):

@@ -587,7 +587,7 @@ def test_invalid_arguments_raise_the_documented_exception(data, api, fault, redu
     elif fault == "reduction_value":
         args["reduction"] = data.draw(st.sampled_from(BAD_REDUCTION_VALUES) | st.text(max_size=6).filter(
             lambda s: s not in ref.REDUCTIONS))
-        exc, pattern = ValueError, "'reduction' must be one of ['none', 'mean', 'sum'], but got"
+        exc, pattern = ValueError, "'reduction' must be one of ['none', 'mean', 'sum', 'weighted_mean'], but got"
     elif fault in ("input_type", "target_type", "weight_type"):
         key, name = {"input_type": ("x", n_in), "target_type": ("y", n_tg), "weight_type": ("w", n_w)}[fault]
         args[key] = data.draw(st.sampled_from(NON_TENSORS))

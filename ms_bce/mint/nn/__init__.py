@@ -27,7 +27,8 @@ class BCEWithLogitsLoss(_LossCell):
     Args:
         weight (Tensor, optional): Rescaling weight, broadcastable to the input's shape.
             Default: ``None``.
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
         pos_weight (Tensor, optional): Weight of positive examples, broadcastable to the
             input's shape. Default: ``None``.
 
@@ -45,7 +46,7 @@ class BCEWithLogitsLoss(_LossCell):
     Raises:
         TypeError: If `reduction` is not a str, an argument is not a Tensor, or a dtype is
             not float16, float32 or bfloat16.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, if the
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, if the
             shape of `target` differs from that of `input`, or if `weight` or `pos_weight`
             can not be broadcast to it.
 
@@ -90,7 +91,8 @@ class BCELoss(_LossCell):
     Args:
         weight (Tensor, optional): Rescaling weight of the input's dtype, broadcastable to
             its shape. Default: ``None``.
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
 
     Keyword Args:
         OPTIONS
@@ -106,7 +108,7 @@ class BCELoss(_LossCell):
         TypeError: If `weight` is neither a Tensor nor ``None``, an input is not a Tensor, a
             dtype is not float16, float32 or bfloat16 or differs from that of `input`, or
             `reduction` is not a str.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, the
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, the
             shape of `target` differs from that of `input`, or `weight` can not be
             broadcast to it.
         RuntimeError: If an element of `input` is outside [0, 1] (NaN excepted: it gives NaN),

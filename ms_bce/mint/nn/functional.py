@@ -30,7 +30,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
         input (Tensor): Logits, any shape.
         target (Tensor): Targets, the shape of `input`.
         weight (Tensor, optional): Broadcastable to the shape of `input`. Default: ``None``.
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
         pos_weight (Tensor, optional): Broadcastable to the shape of `input`. Default: ``None``.
 
     Keyword Args:
@@ -43,7 +44,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
     Raises:
         TypeError: If `input`, `target`, `weight` or `pos_weight` is not a Tensor, or its
             dtype is not float16, float32 or bfloat16, or `reduction` is not a str.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, if the
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, if the
             shape of `target` differs from that of `input`, or if `weight` or `pos_weight`
             can not be broadcast to it.
 
@@ -88,7 +89,8 @@ def binary_cross_entropy(input, target, weight=None, reduction='mean', *, label_
         target (Tensor): Targets, the shape and dtype of `input`.
         weight (Tensor, optional): Rescaling weight of the dtype of `input`, broadcastable
             to its shape. Default: ``None``.
-        reduction (str, optional): ``'none'``, ``'mean'`` or ``'sum'``. Default: ``'mean'``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
 
     Keyword Args:
         OPTIONS
@@ -99,7 +101,7 @@ def binary_cross_entropy(input, target, weight=None, reduction='mean', *, label_
     Raises:
         TypeError: If `input`, `target` or `weight` is not a Tensor, or its dtype is neither
             float16 nor float32 or differs from that of `input`, or `reduction` is not a str.
-        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, the
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, the
             shape of `target` differs from that of `input`, or `weight` can not be
             broadcast to it.
         RuntimeError: If an element of `input` is outside [0, 1] (NaN excepted: it gives NaN),
