@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "broadcast.h"
+#include "parallel.h"
 #include "segment.h"
 #include "simd_avx2.h"
 
@@ -165,7 +166,14 @@ class ChunkOperands {
     s.x = x_ + f0;
     s.y = y_ + f0;
     if (!smoothed_.empty()) {
-      for (int64_t i = 0; i < s.n; ++i) smoothed_[i] = store_as<T>(smooth_target(to_float(s.y[i]), eps_));
+#if defined(MS_BCE_HAVE_AVX2_PATH)
+      if (simd_path() == SimdPath::kAvx2) {  // the same bits as the loop: any loss, either path
+        avx2::smooth_targets(s.y, smoothed_.data(), s.n, eps_);
+      } else
+#endif
+      {
+        for (int64_t i = 0; i < s.n; ++i) smoothed_[i] = store_as<T>(smooth_target(to_float(s.y[i]), eps_));
+      }
       s.y = smoothed_.data();
     }
     if (HW && !(vector && (s.w_native = w_->native(f0)))) s.w = w_->segment(f0, s.n);
@@ -184,6 +192,9 @@ class ChunkOperands {
 // smoothed target times dY'/dY = 1 - eps: scaled in place (a second rounding).
 template <class T>
 void scale_target_gradient(T *dy, int64_t n, double eps) {
+#if defined(MS_BCE_HAVE_AVX2_PATH)
+  if (simd_path() == SimdPath::kAvx2) return avx2::scale_values(dy, n, 1.0 - eps);  // the same bits
+#endif
   for (int64_t i = 0; i < n; ++i) dy[i] = store_as<T>(static_cast<double>(to_float(dy[i])) * (1.0 - eps));
 }
 
