@@ -3,8 +3,9 @@
 A docstring's ``Supported Platforms:`` section holds the single line
 ``PLATFORMS``; ``shared_sections`` replaces it with ``PLATFORMS_TEXT`` (in the
 docstring's own indentation), a ``Keyword Args:`` line ``OPTIONS`` with
-``OPTIONS_TEXT`` and a line ``WEIGHTED_MEAN`` under `reduction` with
-``WEIGHTED_MEAN_TEXT``, so the API pages, ``help()`` and the README's
+``OPTIONS_TEXT``, a line ``WEIGHTED_MEAN`` under `reduction` with
+``WEIGHTED_MEAN_TEXT``, and a line ``MASK`` (functions' keyword arguments) or
+``MASK_INPUT`` (cells' inputs) with the mask's text, so the API pages, ``help()`` and the README's
 "Platforms" table cannot drift apart: tests/test_docs.py checks every public
 name carries it.
 """
@@ -47,7 +48,19 @@ kernels' mean divided by the weight's own mean in double precision (float32 on A
 second pass over the elements, no overflow of a 16-bit sum. The weight's gradient has the
 quotient rule's term. All-zero weights give NaN, as an empty mean does."""
 
-_MARKER = re.compile(r"^([ \t]*)(PLATFORMS|PLATFORMS_NO_ASCEND|OPTIONS|WEIGHTED_MEAN)[ \t]*$", re.M)
+# The mask every loss name takes: a keyword argument of the functions (the line
+# MASK under "Keyword Args:") and an input of the cells (MASK_INPUT under "Inputs:").
+_MASK_BODY = r"""which elements count: bool (or a float Tensor, whose nonzero
+    elements are kept), broadcastable to the shape of the input. Where it is false an element
+    contributes exactly 0 to the loss and to every gradient, whatever its input, target, weight
+    or incoming gradient holds (NaN and inf included); the kernels read the mask in place (no
+    copy of the kept elements). ``'mean'`` then divides by the number of kept elements and
+    ``'weighted_mean'`` by :math:`\sum W M` (NaN when nothing is kept). Not on Ascend (a
+    RuntimeError)."""
+MASK_TEXT = "mask (Tensor, optional): The mask of " + _MASK_BODY + " Default: ``None`` (every element)."
+MASK_INPUT_TEXT = "- **mask** (Tensor, optional) - The mask of " + _MASK_BODY + " Default: ``None``."
+
+_MARKER = re.compile(r"^([ \t]*)(PLATFORMS|PLATFORMS_NO_ASCEND|OPTIONS|WEIGHTED_MEAN|MASK|MASK_INPUT)[ \t]*$", re.M)
 
 
 def shared_sections(obj):
@@ -56,7 +69,7 @@ def shared_sections(obj):
     if not _MARKER.search(doc):
         raise AssertionError(f"{obj.__qualname__}'s docstring has no PLATFORMS line in 'Supported Platforms:'")
     texts = {"PLATFORMS": PLATFORMS_TEXT, "PLATFORMS_NO_ASCEND": PLATFORMS_NO_ASCEND_TEXT, "OPTIONS": OPTIONS_TEXT,
-             "WEIGHTED_MEAN": WEIGHTED_MEAN_TEXT}
+             "WEIGHTED_MEAN": WEIGHTED_MEAN_TEXT, "MASK": MASK_TEXT, "MASK_INPUT": MASK_INPUT_TEXT}
     obj.__doc__ = _MARKER.sub(lambda m: "\n".join(m.group(1) + line if line else "" for line in
                                                   texts[m.group(2)].splitlines()), doc)
     return obj

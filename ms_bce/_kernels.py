@@ -111,7 +111,7 @@ def device_target():
     return target if target in _LIBRARIES or target == "Ascend" else "CPU"
 
 
-def entry_point(loss, direction, reduction, has_weight, has_pos_weight, device="CPU"):
+def entry_point(loss, direction, reduction, has_weight, has_pos_weight, device="CPU", has_mask=False):
     """'/abs/lib.so:<loss>_<direction>_<reduction>[_<operands>]' (the registry's ``entry_name``), the
     library chosen by device ('CPU' or 'GPU'); for 'Ascend' the operator type (``ascend_op_name``).
     ValueError where the registry has no such kernel (``registry.has_kernel``: an unknown loss,
@@ -122,9 +122,10 @@ def entry_point(loss, direction, reduction, has_weight, has_pos_weight, device="
     if reduction not in REDUCTIONS:
         raise ValueError(f"For '{_LOSS_NAMES.get(loss, loss)}', 'reduction' must be one of {list(REDUCTIONS)}, "
                          f"but got {reduction!r}.")
-    if not registry.has_kernel(loss, direction, reduction, has_weight, has_pos_weight):
-        raise ValueError(f"ms_bce has no kernel for {(loss, direction, reduction, has_weight, has_pos_weight)}")
-    name = registry.entry_name(loss, direction, reduction, has_weight, has_pos_weight)
+    combo = (loss, direction, reduction, has_weight, has_pos_weight) + ((True,) if has_mask else ())
+    if not registry.has_kernel(*combo) or (has_mask and device == "Ascend"):
+        raise ValueError(f"ms_bce has no kernel for {combo}")
+    name = registry.entry_name(*combo)
     if device == "Ascend":  # an Ascend C operator, found by its type
         return ascend_op_name(name)
     return f"{library_path(device)}:{name}"
@@ -201,43 +202,51 @@ def _bprop(args, tail, body, **free):
     return _bprop_factory(tuple(args) + tail, tuple(body), tuple(free))(**free)
 
 
-def _operand_args(n_operands, has_params):
+def _operand_args(n_operands, has_params, has_mask=False):
     """The forward's parameter names: x, y[, w][, p] (the operands with a
-    gradient), then t, the loss's scalar parameters, where it has any."""
-    return _OPERAND_ARGS[:n_operands] + ("t",) * bool(has_params)
+    gradient), then m, the mask, where there is one, and t, the loss's
+    scalar parameters, where it has any."""
+    return _OPERAND_ARGS[:n_operands] + ("m",) * bool(has_mask) + ("t",) * bool(has_params)
 
 
-def _make_bprop(backward, n_operands, has_params=False):
+def _no_gradient(has_params, has_mask):
+    """The bprop's returns for m and t, which have no gradient: zeros."""
+    return ["zeros_like(m)"] * bool(has_mask) + ["zeros_like(t)"] * bool(has_params)
+
+
+def _make_bprop(backward, n_operands, has_params=False, has_mask=False):
     """The forward's bprop in PyNative (which runs a bprop whole): one call of
-    the fused backward for all gradients (zeros for t)."""
-    args = _operand_args(n_operands, has_params)
+    the fused backward for all gradients (zeros for m and t)."""
+    args = _operand_args(n_operands, has_params, has_mask)
     grads = ", ".join("d" + a for a in _OPERAND_ARGS[:n_operands])
-    returned = grads + (", zeros_like(t)" if has_params else "")
+    returned = ", ".join([grads] + _no_gradient(has_params, has_mask))
+    free = {"zeros_like": zeros_like} if has_params or has_mask else {}
     return _bprop(args, ("out", "dout"), [f"{grads} = backward({', '.join(args)}, dout)", f"return {returned}"],
-                  backward=backward, **({"zeros_like": zeros_like} if has_params else {}))
+                  backward=backward, **free)
 
 
-def _make_split_bprop(grads, n_operands, has_params=False):
+def _make_split_bprop(grads, n_operands, has_params=False, has_mask=False):
     """The forward's bprop in graph mode: each gradient from its own one-output
-    kernel (grads: dx, dy[, dw][, dp] ops; zeros for t).  Graph mode drops an
-    op whose output nobody uses only when the op has one output (a multi-output
-    op always runs: seen with MindSpore 2.10), so training pays for dx alone."""
+    kernel (grads: dx, dy[, dw][, dp] ops; zeros for m and t).  Graph mode drops
+    an op whose output nobody uses only when the op has one output (a
+    multi-output op always runs: seen with MindSpore 2.10), so training pays
+    for dx alone."""
     operands = _OPERAND_ARGS[:n_operands]
-    args = _operand_args(n_operands, has_params)
-    returned = [f"g{a}({', '.join(args)}, dout)" for a in operands] + ["zeros_like(t)"] * bool(has_params)
+    args = _operand_args(n_operands, has_params, has_mask)
+    returned = [f"g{a}({', '.join(args)}, dout)" for a in operands] + _no_gradient(has_params, has_mask)
     free = {f"g{a}": op for a, op in zip(operands, grads)}
-    if has_params:
+    if has_params or has_mask:
         free["zeros_like"] = zeros_like
     return _bprop(args, ("out", "dout"), ["return " + ", ".join(returned)], **free)
 
 
-def _make_second_order_bprop(loss_name, n_operands, has_params=False):
+def _make_second_order_bprop(loss_name, n_operands, has_params=False, has_mask=False):
     """bprop of the backward op, (x, y[, w][, p][, t], dout, out, ddout): a
     clear error instead of MindSpore's 'bprop not defined' (or a silently
     wrong value).  Graph mode accepts only a literal `raise RuntimeError(...)`
     here, so the message goes into the source as a string literal."""
     message = SECOND_ORDER_MESSAGE.format(loss=loss_name)
-    return _bprop(_operand_args(n_operands, has_params), ("dout", "out", "ddout"),
+    return _bprop(_operand_args(n_operands, has_params, has_mask), ("dout", "out", "ddout"),
                   [f"raise RuntimeError({message!r})"])
 
 
@@ -260,61 +269,64 @@ class _SerialDispatch:
 
 class LossBackward(_SerialDispatch, Custom):
     """Backward of one loss: direction 'backward' is the fused kernel,
-    (x, y[, w][, p][, t], dout) -> (dx, dy[, dw][, dp]), each gradient in its
-    own input's shape (broadcast dimensions summed); 'backward_input',
+    (x, y[, w][, p][, m][, t], dout) -> (dx, dy[, dw][, dp]), each gradient in
+    its own input's shape (broadcast dimensions summed); 'backward_input',
     '_target', '_weight', '_pos_weight' give that one gradient."""
 
-    def __init__(self, loss, reduction, has_weight, has_pos_weight, device, direction="backward"):
+    def __init__(self, loss, reduction, has_weight, has_pos_weight, device, direction="backward", has_mask=False):
         if device == "Ascend":
             _init_ascend(self, loss, direction, reduction, has_weight, has_pos_weight)
             return
         n = registry.n_operands(has_weight, has_pos_weight)
         has_params = bool(registry.scalars(loss))
-        func = entry_point(loss, direction, reduction, has_weight, has_pos_weight, device)
+        func = entry_point(loss, direction, reduction, has_weight, has_pos_weight, device, has_mask)
         if direction == "backward":
             n_out, out_dtype = n, (lambda *dtypes: tuple(dtypes[:n]))
         else:
             k = registry.gradient_index(direction, has_weight)
             n_out, out_dtype = 1, (lambda *dtypes: dtypes[k])
         super().__init__(func, out_shape=None, out_dtype=out_dtype, func_type="aot",
-                         bprop=_make_second_order_bprop(_LOSS_NAMES[loss], n, has_params),
-                         reg_info=_reg_info(func.rpartition(":")[2], n + has_params + 1, n_out, device))
+                         bprop=_make_second_order_bprop(_LOSS_NAMES[loss], n, has_params, has_mask),
+                         reg_info=_reg_info(func.rpartition(":")[2], n + has_mask + has_params + 1, n_out, device))
 
 
 class LossForward(_SerialDispatch, Custom):
     """Forward of one loss for one reduction and one operand set, called with
     the operands present in the order (input, target[, weight][, pos_weight]),
-    all of one dtype and already validated (``_validate``); a loss with scalar
-    parameters (its registry entry's ``params``) takes one more, last: a 1-D
-    float32 tensor of their values in that order, then the drivers' options
-    (label smoothing: ``params_tensor``), whose gradient is zero.
+    all of one dtype and already validated (``_validate``); with has_mask, a
+    bool mask broadcastable to the input after them; then, last, t: a 1-D
+    float32 tensor of the loss's scalar parameters (its registry entry's
+    ``params``) in that order and the drivers' options (label smoothing:
+    ``params_tensor``).  The mask and t have zero gradients.
 
     Args:
         loss: a name in the registry (``_losses.LOSSES``): 'bce_with_logits' or 'bce'.
         reduction: 'none', 'mean' or 'sum'.
         has_weight, has_pos_weight: which optional operands are passed.
+        has_mask: whether a mask is passed (CPU and GPU).
         for_graph: each gradient from its own kernel (graph mode prunes the
             unused ones); otherwise one fused backward (PyNative).
     """
 
-    def __init__(self, loss, reduction, has_weight, has_pos_weight, for_graph=False):
+    def __init__(self, loss, reduction, has_weight, has_pos_weight, for_graph=False, has_mask=False):
         n = registry.n_operands(has_weight, has_pos_weight)
         has_params = bool(registry.scalars(loss))
         device = device_target()
         if device == "Ascend":
             _init_ascend(self, loss, "forward", reduction, has_weight, has_pos_weight)
             return
-        func = entry_point(loss, "forward", reduction, has_weight, has_pos_weight, device)
+        func = entry_point(loss, "forward", reduction, has_weight, has_pos_weight, device, has_mask)
         if for_graph:
             # a one-output backward per operand, in operand order
             directions = [d for d in registry.directions(loss, has_weight, has_pos_weight)
                           if d in registry.ONE_GRADIENT]
-            bprop = _make_split_bprop([LossBackward(loss, reduction, has_weight, has_pos_weight, device, d)
-                                       for d in directions], n, has_params)
+            bprop = _make_split_bprop([LossBackward(loss, reduction, has_weight, has_pos_weight, device, d, has_mask)
+                                       for d in directions], n, has_params, has_mask)
         else:
-            bprop = _make_bprop(LossBackward(loss, reduction, has_weight, has_pos_weight, device), n, has_params)
+            bprop = _make_bprop(LossBackward(loss, reduction, has_weight, has_pos_weight, device, has_mask=has_mask),
+                                n, has_params, has_mask)
         super().__init__(func, out_shape=None, out_dtype=_first_dtype, func_type="aot", bprop=bprop,
-                         reg_info=_reg_info(func.rpartition(":")[2], n + has_params, 1, device))
+                         reg_info=_reg_info(func.rpartition(":")[2], n + has_mask + has_params, 1, device))
 
 
 def params_tensor(loss, *values, label_smoothing=0.0):

@@ -9,9 +9,11 @@ loss), from which the CPU and GPU libraries export their entry points;
 ``tests/test_registry.py`` checks the two agree with the exported symbols.
 
 Entry points are named ``<loss>_<direction>_<reduction>[_<operands>]``:
-``operands`` is ``w`` (weight), ``p`` (pos_weight), ``wp`` or empty.  Every
+``operands`` is ``w`` (weight), ``p`` (pos_weight), then ``m`` (a bool mask,
+which every loss takes on the CPU and GPU: ``MASKS``), or empty.  Every
 CPU/GPU entry point takes a last input t: the loss's scalar ``params`` and
-then the drivers' ``OPTIONS`` (``scalars()``); the Ascend operators take none.
+then the drivers' ``OPTIONS`` (``scalars()``); the Ascend operators take
+neither t nor a mask.
 """
 import collections
 
@@ -69,30 +71,38 @@ def directions(loss, has_weight, has_pos_weight):
     return tuple(d for d in DIRECTIONS if d in ("forward", "backward") or ONE_GRADIENT[d] in present)
 
 
-def entry_name(loss, direction, reduction, has_weight, has_pos_weight):
-    """'<loss>_<direction>_<reduction>[_w][p]'."""
-    ops = "w" * bool(has_weight) + "p" * bool(has_pos_weight)
+# Whether an entry point takes the mask operand (custom_ops/common/aot_abi.h):
+# the CPU and GPU libraries have each operand set without and with one.
+MASKS = (False, True)
+
+
+def entry_name(loss, direction, reduction, has_weight, has_pos_weight, has_mask=False):
+    """'<loss>_<direction>_<reduction>[_w][p][m]'."""
+    ops = "w" * bool(has_weight) + "p" * bool(has_pos_weight) + "m" * bool(has_mask)
     return f"{loss}_{direction}_{reduction}" + (f"_{ops}" if ops else "")
 
 
-def has_kernel(loss, direction, reduction, has_weight, has_pos_weight):
+def has_kernel(loss, direction, reduction, has_weight, has_pos_weight, has_mask=False):
     return (loss in LOSSES and reduction in REDUCTIONS and (bool(has_weight), bool(has_pos_weight)) in operand_sets(loss)
-            and direction in directions(loss, has_weight, has_pos_weight))
+            and direction in directions(loss, has_weight, has_pos_weight) and bool(has_mask) in MASKS)
 
 
-Entry = collections.namedtuple("Entry", "name loss direction reduction has_weight has_pos_weight")
+Entry = collections.namedtuple("Entry", "name loss direction reduction has_weight has_pos_weight has_mask",
+                               defaults=(False,))
 
 
-def entry_points(losses=None, directions_=None):
-    """Every entry point of the CPU and GPU libraries (or of the given losses / directions)."""
+def entry_points(losses=None, directions_=None, masks=MASKS):
+    """Every entry point of the CPU and GPU libraries (or of the given losses / directions;
+    masks=(False,): those without a mask, the Ascend operators' set)."""
     out = []
-    for loss in losses or LOSSES:
-        for hw, hp in operand_sets(loss):
-            for d in directions(loss, hw, hp):
-                if directions_ is not None and d not in directions_:
-                    continue
-                for r in REDUCTIONS:
-                    out.append(Entry(entry_name(loss, d, r, hw, hp), loss, d, r, hw, hp))
+    for hm in masks:
+        for loss in losses or LOSSES:
+            for hw, hp in operand_sets(loss):
+                for d in directions(loss, hw, hp):
+                    if directions_ is not None and d not in directions_:
+                        continue
+                    for r in REDUCTIONS:
+                        out.append(Entry(entry_name(loss, d, r, hw, hp, hm), loss, d, r, hw, hp, hm))
     return out
 
 

@@ -242,6 +242,32 @@ def check_shapes(op_name, names, input_shape, target_shape, weight_shape, pos_we
                              f"to the shape of '{names[0]}' {shape_text(input_shape)}.")
 
 
+MASK_DTYPES = (mstype.bool_,) + FLOAT16_32_BF16
+
+
+def check_mask(op_name, input_name, mask, input):
+    """mask: None, or a bool (or float 0/1) Tensor broadcastable to the shape
+    of input (TypeError / ValueError, MindSpore's wording)."""
+    if mask is None:
+        return
+    check_tensor(op_name, "mask", mask)
+    if not compiling(compile_marker):
+        check_initialized(op_name, ("mask",), mask)
+    check_dtype(op_name, "mask", mask.dtype, MASK_DTYPES)
+    check_mask_shape(op_name, input_name, mask.shape, input.shape, compiling(compile_marker))
+
+
+@constexpr
+def check_mask_shape(op_name, input_name, mask_shape, input_shape, dynamic_ok=True):
+    """ValueError unless the mask broadcasts to the input (check_shapes' rules)."""
+    if not dynamic_ok and any(_unknown(d) for d in mask_shape):
+        raise ValueError(f"For '{op_name}', the shape of 'mask' {shape_text(mask_shape)} has a dimension of "
+                         "unknown size: in PyNative mode every input must hold data.")
+    if not _broadcasts_to(mask_shape, input_shape):
+        raise ValueError(f"For '{op_name}', the shape of 'mask' {shape_text(mask_shape)} can not broadcast "
+                         f"to the shape of '{input_name}' {shape_text(input_shape)}.")
+
+
 @constexpr
 def check_parallel_mode(op_name):
     """RuntimeError under SEMI_AUTO_PARALLEL or AUTO_PARALLEL, saying what is
@@ -257,16 +283,17 @@ def check_parallel_mode(op_name):
 
 
 @constexpr
-def check_options_device(op_name, label_smoothing):
+def check_options_device(op_name, label_smoothing, has_mask=False):
     """True where the kernels take the t operand (CPU, GPU); on Ascend, whose
-    operators take none, False, and a RuntimeError for an option in use.  A
-    constexpr: graph mode decides while the graph compiles."""
+    operators take none (and no mask), False, and a RuntimeError for an option
+    in use.  A constexpr: graph mode decides while the graph compiles."""
     from ._kernels import device_target  # (MindSpore-bound; imported on use)
     if device_target() != "Ascend":
         return True
-    if label_smoothing:
-        raise RuntimeError(f"For '{op_name}', 'label_smoothing' is not supported on Ascend yet; "
-                           "use the CPU or GPU device target.")
+    for name, used in (("label_smoothing", label_smoothing), ("mask", has_mask)):
+        if used:
+            raise RuntimeError(f"For '{op_name}', '{name}' is not supported on Ascend yet; "
+                               "use the CPU or GPU device target.")
     return False
 
 

@@ -47,6 +47,7 @@ class BCEWithLogitsLoss(_LossCell):
     Inputs:
         - **input** (Tensor) - Logits, any shape; float16, float32 or bfloat16.
         - **target** (Tensor) - The shape of `input`; float16, float32 or bfloat16.
+        MASK_INPUT
 
     Outputs:
         Tensor of the promoted (widest) dtype of the operands: the shape of `input` for
@@ -78,9 +79,9 @@ class BCEWithLogitsLoss(_LossCell):
     def __init__(self, reduction='mean', weight=None, pos_weight=None, *, label_smoothing=0.0):
         super().__init__("BCEWithLogitsLoss", reduction, weight, pos_weight, label_smoothing)
 
-    def construct(self, input, target):
+    def construct(self, input, target, mask=None):
         return _logits_loss("BCEWithLogitsLoss", _LOGITS_NAMES, input, target, self.weight, self.pos_weight,
-                            self.reduction, label_smoothing=self.label_smoothing)
+                            self.reduction, label_smoothing=self.label_smoothing, mask=mask)
 
 
 @_docs.shared_sections
@@ -116,6 +117,7 @@ class BCELoss(_LossCell):
         - **logits** (Tensor) - Probabilities (the output of a sigmoid), any shape; float16
           or float32.
         - **labels** (Tensor) - The shape and dtype of `logits`.
+        MASK_INPUT
 
     Outputs:
         Tensor with the dtype of `logits`: its shape for ``'none'``, else 0-d.
@@ -150,9 +152,9 @@ class BCELoss(_LossCell):
     def __init__(self, weight=None, reduction='mean', *, label_smoothing=0.0):
         super().__init__("BCELoss", reduction, weight, label_smoothing=label_smoothing)
 
-    def construct(self, logits, labels):
+    def construct(self, logits, labels, mask=None):
         return _probability_loss("BCELoss", _NAMES, _validate.FLOAT16_32, logits, labels, self.weight,
-                                 self.reduction, self.label_smoothing)
+                                 self.reduction, self.label_smoothing, mask)
 
 
 
@@ -190,6 +192,7 @@ class SigmoidFocalLoss(_LossCell):
     Inputs:
         - **inputs** (Tensor) - Logits, any shape; float16, float32 or bfloat16.
         - **targets** (Tensor) - Targets in [0, 1], the shape of `inputs`.
+        MASK_INPUT
 
     Outputs:
         Tensor of the promoted (widest) dtype of the operands: the shape of `inputs` for
@@ -224,9 +227,9 @@ class SigmoidFocalLoss(_LossCell):
         self.alpha = float(alpha)
         self.gamma = float(gamma)
 
-    def construct(self, inputs, targets):
+    def construct(self, inputs, targets, mask=None):
         return _focal_loss("SigmoidFocalLoss", _FOCAL_NAMES, inputs, targets, self.alpha, self.gamma,
-                           self.reduction, self.weight, self.pos_weight, self.label_smoothing)
+                           self.reduction, self.weight, self.pos_weight, self.label_smoothing, mask)
 # MindSpore 2.10's MultiLabelSoftMarginLoss.construct takes (x, target)
 _MULTILABEL_NAMES = ("x", "target", "weight")
 
@@ -268,6 +271,7 @@ class MultiLabelSoftMarginLoss(_ms_nn.Cell):
         - **x** (Tensor) - Scores (logits) of shape :math:`(\ldots, C)`, rank at least 1;
           float16, float32 or bfloat16.
         - **target** (Tensor) - The shape of `x`; float16, float32 or bfloat16.
+        MASK_INPUT
 
     Outputs:
         Tensor of the promoted (widest) dtype of the Tensor operands: of shape
@@ -304,6 +308,6 @@ class MultiLabelSoftMarginLoss(_ms_nn.Cell):
         self.reduction = reduction
         self.label_smoothing = float(label_smoothing)
 
-    def construct(self, x, target):
+    def construct(self, x, target, mask=None):
         return _multilabel_loss("MultiLabelSoftMarginLoss", _MULTILABEL_NAMES, x, target, self.weight,
-                                self.reduction, self.label_smoothing)
+                                self.reduction, self.label_smoothing, mask)

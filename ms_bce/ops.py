@@ -9,6 +9,7 @@ from mindspore import Tensor as _Tensor
 from mindspore import dtype as _mstype
 from mindspore import nn as _ms_nn
 from mindspore import ops as _ms_ops
+from mindspore.ops import constexpr as _constexpr
 from mindspore.ops._primitive_cache import _get_cache_prim
 
 from . import _docs, _kernels, _validate
@@ -39,58 +40,91 @@ class _LossCell(_ms_nn.Cell):
         self.label_smoothing = float(label_smoothing)
 
 
-def _forward_op(loss, reduction, has_weight, has_pos_weight):
+def _forward_op(loss, reduction, has_weight, has_pos_weight, has_mask=False):
     """The forward Custom op: cached per arguments in PyNative; created while
     a graph compiles, with the bprop that lets graph mode prune unused gradients."""
     return _get_cache_prim(_kernels.LossForward)(loss, reduction, has_weight, has_pos_weight,
-                                                 _validate.compiling(_validate.compile_marker))
+                                                 _validate.compiling(_validate.compile_marker), has_mask)
 
 
 def _cast(tensor, dtype):
     return tensor if tensor.dtype == dtype else _ms_ops.cast(tensor, dtype)
 
 
-def _scalars_operand(op_name, loss, params, label_smoothing):
+def _scalars_operand(op_name, loss, params, label_smoothing, has_mask=False):
     """The kernels' last operand, t: the loss's scalar parameters' values and
     the label smoothing (one cached tensor per value in PyNative); None on
-    Ascend, whose operators take none."""
+    Ascend, whose operators take none (nor a mask: a RuntimeError there)."""
     _validate.check_label_smoothing(op_name, label_smoothing)
-    if not _validate.check_options_device(op_name, label_smoothing):
+    if not _validate.check_options_device(op_name, label_smoothing, has_mask):
         return None
     if _validate.compiling(_validate.compile_marker):
         return _kernels.params_tensor(loss, *params, label_smoothing=float(label_smoothing))
     return _kernels.cached_params_tensor(loss, params, float(label_smoothing))
 
 
+@_constexpr
+def _plain_reduction(reduction):
+    """reduction as a plain str (validated as a str before): a subclass (numpy.str_, or
+    one whose == lies) must name a real reduction, or the kernels' table refuses it."""
+    return str.__str__(reduction)
+
+
 def _kernel_reduction(reduction):
-    """The kernels' reduction for a call's: 'weighted_mean' is their 'mean'
-    divided by the weight's (_weighted_mean); with no weight (W = 1) it is
-    that 'mean' itself, the same bits."""
+    """The kernels' reduction for a call's (a plain str): 'weighted_mean' is
+    their 'mean' rescaled (_call_mean); with no weight and no mask, that
+    'mean' itself, the same bits."""
     return "mean" if reduction == "weighted_mean" else reduction
 
 
-def _weighted_mean(mean, weight):
-    """sum(L) / sum(W), W the weight broadcast to the input's shape, as
-    mean(L) / mean(weight): each of the weight's values reaches the same number
-    of elements, so the mean of W is the weight's own and nothing passes over
-    the N elements again; and a mean, unlike a sum, does not overflow a 16-bit
-    dtype first.  The weight's mean is taken in float64 (float32 on Ascend);
-    MindSpore ops, so autodiff gives the weight the quotient rule's term.  A
-    product with the reciprocal, not a division: MindSpore 2.10's CPU Div
-    returns -inf for NaN / 0 (an empty input with all-zero weights)."""
+def _as_mask(mask):
+    """The kernels' mask: bool, read in place; a float mask keeps its nonzero elements."""
+    return mask if mask.dtype == _mstype.bool_ else _ms_ops.cast(mask, _mstype.bool_)
+
+
+def _call_mean(mean, reduction, weight, mask):
+    """The kernels' 'mean', sum(L) / N, turned into the call's: over the kept
+    elements, sum(L) / sum(M), or normalised by the weights ('weighted_mean'),
+    sum(L) / sum(W M) -- as mean(L) / mean(D) with D = M, W or W M over their
+    own broadcast shape: each of their values reaches the same number of
+    elements, so the mean of D is its own and nothing passes over the N
+    elements again; and a mean, unlike a sum, does not overflow a 16-bit dtype
+    first.  D's mean is taken in float64 (float32 on Ascend); MindSpore ops,
+    so autodiff gives the weight the quotient rule's term.  A product with the
+    reciprocal, not a division: MindSpore 2.10's CPU Div returns -inf for
+    NaN / 0 (an empty input with all-zero weights or nothing kept)."""
     acc = _validate.accumulation_dtype()
-    return _cast(_cast(mean, acc) * _ms_ops.reciprocal(_ms_ops.mean(_cast(weight, acc))), mean.dtype)
+    if reduction == "weighted_mean" and weight is not None:
+        d = _cast(weight, acc) if mask is None else _cast(weight, acc) * _cast(mask, acc)
+    elif reduction in ("mean", "weighted_mean") and mask is not None:
+        d = _cast(mask, acc)
+    else:
+        return mean
+    return _cast(_cast(mean, acc) * _ms_ops.reciprocal(_ms_ops.mean(d)), mean.dtype)
+
+
+def _run(op, operands, mask, t, reduction, weight):
+    """The forward op called with the operands, then the mask (bool) and t
+    where present; its 'mean' turned into the call's reduction (_call_mean)."""
+    if mask is not None:
+        mask = _as_mask(mask)
+        operands = operands + (mask,)
+    if t is not None:
+        operands = operands + (t,)
+    return _call_mean(op(*operands), reduction, weight, mask)
 
 
 def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction, loss="bce_with_logits", params=(),
-                 label_smoothing=0.0):
+                 label_smoothing=0.0, mask=None):
     """BCEWithLogitsLoss (or another loss on logits with its operands, such
     as the focal loss, with its scalar parameters' values) for every public
     spelling: op_name and names (input, target, weight, pos_weight as that
     API calls them) go into the error messages."""
     _validate.check_loss_args(op_name, names, _validate.FLOAT16_32_BF16, input, target, weight, pos_weight,
                               reduction, same_dtype=False)
-    t = _scalars_operand(op_name, loss, params, label_smoothing)
+    _validate.check_mask(op_name, names[0], mask, input)
+    reduction = _plain_reduction(reduction)
+    t = _scalars_operand(op_name, loss, params, label_smoothing, mask is not None)
     dtypes = (input.dtype, target.dtype)
     if weight is not None:
         dtypes = dtypes + (weight.dtype,)
@@ -102,22 +136,19 @@ def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction, l
     compute = _validate.widest_float(dtypes)
     x = _cast(input, compute)
     y = _cast(target, compute)
-    op = _forward_op(loss, _kernel_reduction(reduction), weight is not None, pos_weight is not None)
+    op = _forward_op(loss, _kernel_reduction(reduction), weight is not None, pos_weight is not None, mask is not None)
     operands = (x, y)
     if weight is not None:
-        operands = operands + (_cast(weight, compute),)
+        weight = _cast(weight, compute)
+        operands = operands + (weight,)
     if pos_weight is not None:
         operands = operands + (_cast(pos_weight, compute),)
-    if t is not None:
-        operands = operands + (t,)
-    if reduction == "weighted_mean" and weight is not None:
-        return _weighted_mean(op(*operands), operands[2])
-    return op(*operands)
+    return _run(op, operands, mask, t, reduction, weight)
 
 
 @_docs.shared_sections
 def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction='mean', *,
-                                     label_smoothing=0.0):
+                                     label_smoothing=0.0, mask=None):
     r"""
     Binary cross entropy between the sigmoid of `input` (logits) and `target`, computed
     by ms_bce's fused C++ kernels. Mirrors :func:`mindspore.ops.binary_cross_entropy_with_logits`.
@@ -157,6 +188,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
 
     Keyword Args:
         OPTIONS
+        MASK
 
     Returns:
         Tensor of the promoted (widest) dtype of the operands (float16 with bfloat16 gives
@@ -193,9 +225,13 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
         >>> class_weight = Tensor(np.array([2.0, 1.0, 1.0]), mindspore.float32)
         >>> print(ops.binary_cross_entropy_with_logits(input, target, class_weight, reduction='weighted_mean'))
         0.40920806
+        >>> # the mean over the four kept elements only
+        >>> keep = Tensor(np.array([[True, True, False], [True, False, True]]))
+        >>> print(ops.binary_cross_entropy_with_logits(input, target, mask=keep))
+        0.31549147
     """
     return _logits_loss("binary_cross_entropy_with_logits", _FUNCTIONAL_NAMES,
-                        input, target, weight, pos_weight, reduction, label_smoothing=label_smoothing)
+                        input, target, weight, pos_weight, reduction, label_smoothing=label_smoothing, mask=mask)
 
 
 @_docs.shared_sections
@@ -231,6 +267,7 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
         - **label** (Tensor) - The shape of `logits`; float16, float32 or bfloat16.
         - **weight** (Tensor) - Broadcastable to the shape of `logits`, or ``None``.
         - **pos_weight** (Tensor) - Broadcastable to the shape of `logits`, or ``None``.
+        MASK_INPUT
 
     Outputs:
         Tensor of the promoted (widest) dtype of the operands: the shape of `logits` for
@@ -268,28 +305,26 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
         self.reduction = reduction
         self.label_smoothing = float(label_smoothing)
 
-    def construct(self, logits, label, weight=None, pos_weight=None):
+    def construct(self, logits, label, weight=None, pos_weight=None, mask=None):
         return _logits_loss("BCEWithLogitsLoss", _PRIMITIVE_NAMES, logits, label, weight, pos_weight,
-                            self.reduction, label_smoothing=self.label_smoothing)
+                            self.reduction, label_smoothing=self.label_smoothing, mask=mask)
 
 
-def _probability_loss(op_name, names, allowed, input, target, weight, reduction, label_smoothing=0.0):
+def _probability_loss(op_name, names, allowed, input, target, weight, reduction, label_smoothing=0.0, mask=None):
     """BCELoss for every public spelling: op_name and names (input, target,
     weight as that API calls them) go into the error messages; allowed: the
     dtypes that API documents.  Target and weight must have input's dtype."""
     _validate.check_loss_args(op_name, names, allowed, input, target, weight, None, reduction, same_dtype=True)
-    t = _scalars_operand(op_name, "bce", (), label_smoothing)
-    op = _forward_op("bce", _kernel_reduction(reduction), weight is not None, False)
+    _validate.check_mask(op_name, names[0], mask, input)
+    reduction = _plain_reduction(reduction)
+    t = _scalars_operand(op_name, "bce", (), label_smoothing, mask is not None)
+    op = _forward_op("bce", _kernel_reduction(reduction), weight is not None, False, mask is not None)
     operands = (input, target) if weight is None else (input, target, weight)
-    if t is not None:
-        operands = operands + (t,)
-    if reduction == "weighted_mean" and weight is not None:
-        return _weighted_mean(op(*operands), weight)
-    return op(*operands)
+    return _run(op, operands, mask, t, reduction, weight)
 
 
 @_docs.shared_sections
-def binary_cross_entropy(logits, labels, weight=None, reduction='mean', *, label_smoothing=0.0):
+def binary_cross_entropy(logits, labels, weight=None, reduction='mean', *, label_smoothing=0.0, mask=None):
     r"""
     Binary cross entropy between probabilities `logits` and targets `labels`, computed by
     ms_bce's fused C++ kernels. Mirrors :func:`mindspore.ops.binary_cross_entropy`.
@@ -332,6 +367,7 @@ def binary_cross_entropy(logits, labels, weight=None, reduction='mean', *, label
 
     Keyword Args:
         OPTIONS
+        MASK
 
     Returns:
         Tensor with the dtype of `logits`, of its shape for ``'none'``, else 0-d.
@@ -364,7 +400,7 @@ def binary_cross_entropy(logits, labels, weight=None, reduction='mean', *, label
         0.38240486
     """
     return _probability_loss("binary_cross_entropy", _BCE_NAMES, _validate.FLOAT16_32, logits, labels, weight,
-                             reduction, label_smoothing)
+                             reduction, label_smoothing, mask)
 
 
 @_docs.shared_sections
@@ -395,6 +431,7 @@ class BinaryCrossEntropy(_ms_nn.Cell):
         - **logits** (Tensor) - Probabilities, any shape; float16 or float32.
         - **labels** (Tensor) - The shape and dtype of `logits`.
         - **weight** (Tensor) - The dtype of `logits`, broadcastable to its shape; or ``None``.
+        MASK_INPUT
 
     Outputs:
         Tensor with the dtype of `logits`: its shape for ``'none'``, else 0-d.
@@ -433,22 +470,23 @@ class BinaryCrossEntropy(_ms_nn.Cell):
         self.reduction = reduction
         self.label_smoothing = float(label_smoothing)
 
-    def construct(self, logits, labels, weight=None):
+    def construct(self, logits, labels, weight=None, mask=None):
         return _probability_loss("BinaryCrossEntropy", _BCE_NAMES, _validate.FLOAT16_32, logits, labels, weight,
-                                 self.reduction, self.label_smoothing)
+                                 self.reduction, self.label_smoothing, mask)
 
 
-def _focal_loss(op_name, names, inputs, targets, alpha, gamma, reduction, weight, pos_weight, label_smoothing=0.0):
+def _focal_loss(op_name, names, inputs, targets, alpha, gamma, reduction, weight, pos_weight, label_smoothing=0.0,
+                mask=None):
     """The sigmoid focal loss for both spellings (the function and the cell)."""
     _validate.check_float(op_name, "alpha", alpha)
     _validate.check_float(op_name, "gamma", gamma, minimum=0)
     return _logits_loss(op_name, names, inputs, targets, weight, pos_weight, reduction, loss="sigmoid_focal",
-                        params=(float(alpha), float(gamma)), label_smoothing=label_smoothing)
+                        params=(float(alpha), float(gamma)), label_smoothing=label_smoothing, mask=mask)
 
 
 @_docs.shared_sections
 def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none', *, weight=None, pos_weight=None,
-                       label_smoothing=0.0):
+                       label_smoothing=0.0, mask=None):
     r"""
     The sigmoid focal loss of Lin et al., "Focal Loss for Dense Object Detection" (2017), as
     :func:`torchvision.ops.sigmoid_focal_loss` defines it, computed by ms_bce's fused kernels:
@@ -493,6 +531,7 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none',
         pos_weight (Tensor, optional): Weight of the positive term of the cross entropy,
             broadcastable to the shape of `inputs` (typically one value per class). Default: ``None``.
         OPTIONS
+        MASK
 
     Returns:
         Tensor of the promoted (widest) dtype of the operands, of the shape of `inputs` for
@@ -526,7 +565,7 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none',
          [0.04858735 4.01815    0.6931472 ]]
     """
     return _focal_loss("sigmoid_focal_loss", _FOCAL_NAMES, inputs, targets, alpha, gamma, reduction, weight,
-                       pos_weight, label_smoothing)
+                       pos_weight, label_smoothing, mask)
 
 
 # ------------------------------------------- relatives of BCEWithLogitsLoss ---
@@ -576,6 +615,7 @@ class SigmoidCrossEntropyWithLogits(_ms_nn.Cell):
     Inputs:
         - **logits** (Tensor) - Any shape; float16, float32 or bfloat16.
         - **label** (Tensor) - The shape of `logits`; float16, float32 or bfloat16.
+        MASK_INPUT
 
     Outputs:
         Tensor of the shape of `logits` and of the promoted (widest) dtype of the two
@@ -610,12 +650,12 @@ class SigmoidCrossEntropyWithLogits(_ms_nn.Cell):
         _validate.check_label_smoothing("SigmoidCrossEntropyWithLogits", label_smoothing)
         self.label_smoothing = float(label_smoothing)
 
-    def construct(self, logits, label):
+    def construct(self, logits, label, mask=None):
         return _logits_loss("SigmoidCrossEntropyWithLogits", _SIGMOID_NAMES, logits, label, None, None, "none",
-                            label_smoothing=self.label_smoothing)
+                            label_smoothing=self.label_smoothing, mask=mask)
 
 
-def _multilabel_loss(op_name, names, input, target, weight, reduction, label_smoothing=0.0):
+def _multilabel_loss(op_name, names, input, target, weight, reduction, label_smoothing=0.0, mask=None):
     """multilabel_soft_margin_loss for every public spelling: BCEWithLogitsLoss
     with `weight`, averaged over the last axis (the classes), then reduced.
     names: input, target, weight as that API calls them."""
@@ -626,7 +666,8 @@ def _multilabel_loss(op_name, names, input, target, weight, reduction, label_smo
         weight = _cast(_ms_ops.scalar_to_tensor(weight, _mstype.float32),
                        _validate.widest_float((input.dtype, target.dtype)))
     names = names[:3] + ("pos_weight",)
-    out = _logits_loss(op_name, names, input, target, weight, None, reduction, label_smoothing=label_smoothing)
+    out = _logits_loss(op_name, names, input, target, weight, None, reduction, label_smoothing=label_smoothing,
+                       mask=mask)
     if reduction in ("mean", "weighted_mean"):
         # the mean over rows of (row sum / C) is the mean over all elements; the
         # weighted mean is over the elements' terms too
@@ -638,7 +679,7 @@ def _multilabel_loss(op_name, names, input, target, weight, reduction, label_smo
 
 
 @_docs.shared_sections
-def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean', *, label_smoothing=0.0):
+def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean', *, label_smoothing=0.0, mask=None):
     r"""
     Multi-label soft margin loss: binary cross entropy with logits per class, averaged
     over the classes (the last axis), computed by ms_bce's BCEWithLogitsLoss kernels.
@@ -664,7 +705,9 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean', *,
     ``ms_bce.ops.binary_cross_entropy_with_logits(input, target, weight, None, 'mean')``;
     ``'sum'`` the sum of the rows' losses (the BCEWithLogitsLoss ``'sum'`` divided by
     :math:`C`). ``'weighted_mean'``: the weighted mean of the element terms,
-    :math:`\sum_{ij} W_j L_{ij} / \sum_{ij} W_j` (the ``'mean'`` without `weight`).
+    :math:`\sum_{ij} W_j L_{ij} / \sum_{ij} W_j` (the ``'mean'`` without `weight`). With `mask`
+    a dropped element's term is 0: ``'none'`` gives each row the sum of its kept terms over
+    :math:`C`, ``'mean'`` the mean of the kept terms.
     The kernels accumulate sums in double precision; the row means of ``'none'`` are
     accumulated in float32 by MindSpore's ``mean``. In graph mode
     MindSpore's runtime flushes subnormal numbers to zero in its own operators, so a row
@@ -693,6 +736,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean', *,
 
     Keyword Args:
         OPTIONS
+        MASK
 
     Returns:
         Tensor of the promoted (widest) dtype of the Tensor operands: of shape
@@ -725,4 +769,4 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean', *,
         0.84693956 and its CPU built-in here 0.8469397: 5 and 3 float32 ULP below it.
     """
     return _multilabel_loss("multilabel_soft_margin_loss", _MULTILABEL_NAMES, input, target, weight, reduction,
-                            label_smoothing)
+                            label_smoothing, mask)

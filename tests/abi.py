@@ -50,7 +50,8 @@ def last_error(lib):
     lib.ms_bce_last_error.restype = ctypes.c_char_p
     return lib.ms_bce_last_error().decode()
 
-DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16", np.dtype(np.uint16): "bfloat16"}
+DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16", np.dtype(np.uint16): "bfloat16",
+               np.dtype(np.bool_): "bool"}  # (bool: a mask operand)
 
 
 def to_bfloat16(a):

@@ -259,20 +259,24 @@ def scales(loss, x, y, w, p, reduction, dout):
     return s_loss, sdx, sdy, sdw, sdp
 
 
-def run_entry_points(lib, memory, loss, x, y, w, p, reduction, dout, dtype, directions=DIRECTIONS):
+def run_entry_points(lib, memory, loss, x, y, w, p, reduction, dout, dtype, directions=DIRECTIONS, mask=None):
     """Calls the forward, backward and backward_input entry points of lib for
-    one case; returns {direction: (status, [float64 outputs])}."""
+    one case (with mask: a bool array, the *_m entry points); returns
+    {direction: (status, [float64 outputs])}."""
     has_w, has_p = w is not None, p is not None
     operands = [a for a in (x, y, w, p) if a is not None]
     stored = [memory.put(to_storage(a, dtype)) for a in operands]
     stored_dtypes = [dtype] * len(stored)
+    if mask is not None:  # after w and p, before t: one byte a value
+        stored.append(memory.put(np.asarray(mask, dtype=np.bool_)))
+        stored_dtypes.append("bool")
     # the t operand (the loss's parameters, then the label smoothing: 0 here), float32 whatever the operands' dtype
     stored.append(memory.put(np.array(PARAMS.get(loss, ()) + (0.0,), np.float32)))
     stored_dtypes.append("float32")
     g = memory.put(to_storage(dout, dtype))
     results = {}
     for direction in directions:
-        name = entry_name(loss, direction, reduction, has_w, has_p)
+        name = entry_name(loss, direction, reduction, has_w, has_p, mask is not None)
         if not hasattr(lib, name):
             continue
         if direction == "forward":

@@ -310,3 +310,10 @@ def test_every_loss_documents_its_options(name):
     if "reduction" in inspect.signature(obj.__init__ if isinstance(obj, type) else obj).parameters:
         assert "``'weighted_mean'`` (ms_bce's own) divides the sum by the sum of" in obj.__doc__, name
     assert "WEIGHTED_MEAN" not in obj.__doc__.replace("WEIGHTED_MEAN_", ""), name
+    # and the mask: a keyword argument of the functions, an input of the cells
+    assert "The mask of which elements count: bool" in obj.__doc__, name
+    if isinstance(obj, type):
+        assert "- **mask** (Tensor, optional)" in obj.__doc__ and "mask" in inspect.signature(obj.construct).parameters
+    else:
+        assert "mask (Tensor, optional)" in obj.__doc__ and "mask" in inspect.signature(obj).parameters, name
+    assert not re.search(r"^\s*MASK(_INPUT)?\s*$", obj.__doc__, re.M), name

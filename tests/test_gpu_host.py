@@ -87,6 +87,47 @@ def test_entry_points_match_reference_and_cpu_library(host_lib, cpu_lib, loss, c
                     gs.assert_close(a, b, gs.ulp(b, dtype) + 1e-13 * np.asarray(s), what + " vs CPU")
 
 
+MASK_CASES = (((5, 3), (5, 3)), ((5, 3), (3,)), ((2, 3, 4), (2, 1, 4)), ((37, 129), (37, 1)),
+              ((300, 1000), (1000,)), ((0, 4), (4,)), ((7,), ()))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("reduction", gs.REDUCTIONS)
+@pytest.mark.parametrize("case", MASK_CASES, ids=str)
+@pytest.mark.parametrize("loss", gs.LOSSES)
+def test_masked_entry_points_match_the_cpu_library(host_lib, cpu_lib, loss, case, reduction, dtype):
+    """The *_m entry points on the host backend: the CPU library's results (element-wise
+    outputs bit for bit, sums within an ULP), 0 at every dropped element of every
+    element-wise output whatever x, y, w, p hold there (NaN here), and the results of
+    the unmasked entry points where kept."""
+    shape, mshape = case
+    rng = np.random.default_rng(11)
+    x, y, w_full, p_full = gs.make_operands(loss, (shape, shape[-1:], shape[-1:]))
+    mask = rng.random(mshape) < 0.6
+    dropped = ~np.broadcast_to(mask, shape)
+    x, y = np.array(x, np.float64), np.array(y, np.float64)
+    x[dropped], y[dropped] = np.nan, np.nan
+    dout = gs.incoming((shape,), reduction)
+    mem = gs.HostMemory()
+    for has_w, has_p in gs.OPERAND_SETS[loss]:
+        w, p = (w_full if has_w else None), (p_full if has_p else None)
+        got = gs.run_entry_points(host_lib, mem, loss, x, y, w, p, reduction, dout, dtype, mask=mask)
+        cpu = gs.run_entry_points(cpu_lib, mem, loss, x, y, w, p, reduction, dout, dtype, mask=mask)
+        what = f"{loss} {dtype} {reduction} w={has_w} p={has_p}"
+        for direction in gs.DIRECTIONS:
+            if direction not in got:
+                continue
+            (st_g, outs_g), (st_c, outs_c) = got[direction], cpu[direction]
+            assert st_g == st_c == gs.OK, (what, direction, st_g, st_c)
+            for i, (a, b) in enumerate(zip(outs_g, outs_c)):
+                if a.shape == shape and (direction != "forward" or reduction == "none"):
+                    assert a.tobytes() == b.tobytes(), f"{what} {direction}[{i}]"
+                    assert not np.any(a[dropped]), f"{what} {direction}[{i}]: not 0 where dropped"
+                else:
+                    np.testing.assert_allclose(a, b, rtol=2e-6 if dtype == "float32" else 2e-3, atol=1e-30,
+                                               err_msg=f"{what} {direction}[{i}]")
+
+
 def test_repeated_calls_are_bit_identical(host_lib):
     case = ((300, 1000), (1000,), (1,))
     x, y, w, p = gs.make_operands("bce_with_logits", case)

@@ -172,14 +172,14 @@ def test_bprops_have_the_fixed_arity_of_each_operand_set(loss):
     """MindSpore calls a bprop with exactly (operands..., out, dout) (the
     backward's: (operands..., dout, out, ddout)) and graph mode parses its
     source: the bprops, written once and compiled per arity, have both."""
-    for hw, hp in registry.operand_sets(loss):
-        # (named by position; t, the scalar parameters and options, last)
-        operands = ["x", "y", "w", "p"][:registry.n_operands(hw, hp)] + ["t"]
+    for (hw, hp), hm in ((s, m) for s in registry.operand_sets(loss) for m in registry.MASKS):
+        # (named by position; m, the mask, after them; t, the scalar parameters and options, last)
+        operands = ["x", "y", "w", "p"][:registry.n_operands(hw, hp)] + ["m"] * hm + ["t"]
         for for_graph in (False, True):
-            bprop = _kernels.LossForward(loss, "mean", hw, hp, for_graph).bprop
+            bprop = _kernels.LossForward(loss, "mean", hw, hp, for_graph, has_mask=hm).bprop
             assert list(inspect.signature(bprop).parameters) == operands + ["out", "dout"]
             assert inspect.getsource(bprop).lstrip().startswith(f"def bprop({', '.join(operands)}, out, dout):")
-        backward = _kernels.LossBackward(loss, "sum", hw, hp, "CPU")
+        backward = _kernels.LossBackward(loss, "sum", hw, hp, "CPU", has_mask=hm)
         assert list(inspect.signature(backward.bprop).parameters) == operands + ["dout", "out", "ddout"]
         assert "raise RuntimeError(" in inspect.getsource(backward.bprop)
         with pytest.raises(RuntimeError) as info:

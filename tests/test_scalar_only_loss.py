@@ -27,10 +27,11 @@ def lib(lib_path):
 def expected_names():
     reg = load_registry()
     names = []
-    for hw in (False, True):
-        for hp in (False, True):
-            for d in reg.directions(NAME, hw, hp):
-                names += [reg.entry_name(NAME, d, r, hw, hp) for r in reg.REDUCTIONS]
+    for hm in reg.MASKS:
+        for hw in (False, True):
+            for hp in (False, True):
+                for d in reg.directions(NAME, hw, hp):
+                    names += [reg.entry_name(NAME, d, r, hw, hp, hm) for r in reg.REDUCTIONS]
     return names
 
 
@@ -39,7 +40,7 @@ def test_exports_follow_the_registry_naming(lib_path):
     exported = set(re.findall(r"^[0-9a-f]+ T (\w+)$", out, re.M))
     kernels = {n for n in exported if n.startswith(NAME + "_")}
     want = expected_names()
-    assert len(want) == 60
+    assert len(want) == 120  # 60 operand-set entry points, without a mask and with one
     assert kernels == set(want) | {n + "InferShape" for n in want}
 
 

@@ -167,9 +167,9 @@ def expected_kernels():
     for loss in _kernels.LOSSES:
         for direction in _kernels.DIRECTIONS:
             for reduction in ("none", "mean", "sum"):
-                for w, p in ((False, False), (True, False), (False, True), (True, True)):
+                for w, p, m in ((w, p, m) for m in (False, True) for w in (False, True) for p in (False, True)):
                     try:
-                        point = _kernels.entry_point(loss, direction, reduction, w, p)
+                        point = _kernels.entry_point(loss, direction, reduction, w, p, has_mask=m)
                     except ValueError:  # no such kernel (bce with pos_weight, a weight gradient without one)
                         continue
                     names.append(point.rpartition(":")[2])

@@ -55,6 +55,7 @@ struct Operands {
   int n;          // x, y[, w][, p]
   bool has_w, has_p;
   int np;         // the t operand's length (the loss's scalar parameters and the drivers' options; 0: no t)
+  bool has_m;     // a mask operand (bool), after p and before t
 };
 
 // "<loss>:<count>" of every loss: its t operand's length (the JSON's "parameters")
@@ -63,14 +64,16 @@ std::vector<std::string> parameter_losses;
 Operands operands_of(const std::string &name) {
   const std::string base = base_of(name);
   const size_t last = base.rfind('_');
-  const std::string tail = base.substr(last + 1);
+  std::string tail = base.substr(last + 1);
+  const bool has_m = tail == "m" || tail == "wm" || tail == "pm" || tail == "wpm";
+  if (has_m) tail.pop_back();
   const bool has_w = tail == "w" || tail == "wp", has_p = tail == "p" || tail == "wp";
   int np = 0;
   for (const std::string &entry : parameter_losses) {
     const size_t colon = entry.rfind(':');
     if (base.rfind(entry.substr(0, colon) + "_", 0) == 0) np = std::stoi(entry.substr(colon + 1));
   }
-  return {2 + has_w + has_p, has_w, has_p, np};
+  return {2 + has_w + has_p, has_w, has_p, np, has_m};
 }
 
 // The fused backward (every gradient): <loss>_backward_<reduction>[_suffix], nothing between
@@ -153,6 +156,7 @@ void drive_infer(void *lib, const std::string &name) {
     std::vector<Shape> in{x, y};
     if (o.has_w) in.push_back(w);
     if (o.has_p) in.push_back(p);
+    if (o.has_m) in.push_back(w);  // the mask, broadcast as the weight is
     if (o.np > 0) in.push_back(Shape{o.np});
     return in;
   };
@@ -179,6 +183,11 @@ void drive_infer(void *lib, const std::string &name) {
   if (o.has_w) infer_case(fn, name, inputs({3, 4}, {3, 4}, {5}, {1}), false, {}, "weight");
   if (o.has_w) infer_case(fn, name, inputs({3, 4}, {3, 4}, {1, 3, 4}, {1}), false, {}, "weight rank");
   if (o.has_p) infer_case(fn, name, inputs({3, 4}, {3, 4}, {1}, {2, 4}), false, {}, "pos_weight");
+  if (o.has_m) {  // a mask that does not broadcast
+    std::vector<Shape> bad = inputs({3, 4}, {3, 4}, {4}, {3, 1});
+    bad[o.n] = Shape{2, 4};
+    infer_case(fn, name, bad, false, {}, "mask");
+  }
   if (o.np > 0) {  // t: exactly the loss's scalars, in one dimension
     std::vector<Shape> bad = inputs({3, 4}, {3, 4}, {4}, {3, 1});
     bad.back() = Shape{o.np + 1};
@@ -204,6 +213,7 @@ void drive_kernel(void *lib, const std::string &name) {
   std::vector<Shape> shapes{{300, 300}, {300, 300}};  // 90000 elements: two chunks
   if (o.has_w) shapes.push_back({300});
   if (o.has_p) shapes.push_back({300, 1});
+  if (o.has_m) shapes.push_back({300, 300});  // the mask (bool bytes: see below)
   if (o.np > 0) shapes.push_back({o.np});  // t (every value 0.25 below: alpha, gamma, label smoothing)
   if (!forward) shapes.push_back(reduced ? Shape{} : Shape{300, 300});
   if (forward) {
@@ -228,6 +238,8 @@ void drive_kernel(void *lib, const std::string &name) {
     ptrs.push_back(s.data());
     dtypes.push_back("float32");
   }
+  // the mask: its bytes are those of the floats 0.25 (00 00 80 3e: half of them true), a bool each
+  if (o.has_m) dtypes[o.n] = "bool";
   for (auto &d : data) params.push_back(d.data());
   ++calls;
   const int rc = fn(static_cast<int>(params.size()), params.data(), ndims.data(), ptrs.data(), dtypes.data(),

@@ -77,7 +77,7 @@ def operators(registry):
         raise ValueError(f"the loss registry marks {missing[0]!r} for Ascend, but custom_ops/ascend has no kernel "
                          "for it (bce_kernel.h, and KERNEL_LOSSES in ops.py)")
     out = []
-    for e in registry.entry_points(losses):
+    for e in registry.entry_points(losses, masks=(False,)):  # (no mask operand on Ascend yet)
         if e.direction not in DIRECTIONS:
             continue
         present = [_IO_NAME.get(o, o) for o in registry.OPERANDS

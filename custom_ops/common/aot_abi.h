@@ -36,7 +36,7 @@ enum Status : int {
 };
 
 constexpr int kMaxRank = 16;
-constexpr int kMaxParams = 12;  // inputs + outputs of the widest entry point (backward: 6 + 4)
+constexpr int kMaxParams = 13;  // inputs + outputs of the widest entry point (backward: 7 + 4)
 
 // ---------------------------------------------------------------- dtypes ---
 
@@ -115,9 +115,10 @@ struct Args {
 
 // Checks the parameter count, every shape, and that all tensors share one
 // known dtype (but the scalar parameters at index theta, float32 whatever
-// the others; -1: none); then that every non-empty tensor has data.
+// the others, and the mask at index mask, bool; -1: none); then that every
+// non-empty tensor has data.
 inline Status read_args(int nparam, int expected, void **params, int *ndims, int64_t **shapes,
-                        const char **dtypes, Args *a, int theta = -1) {
+                        const char **dtypes, Args *a, int theta = -1, int mask = -1) {
   if (nparam != expected || expected > kMaxParams) return kBadParamCount;
   if (params == nullptr || ndims == nullptr || shapes == nullptr || dtypes == nullptr) return kNullData;
   a->nparam = nparam;
@@ -126,6 +127,11 @@ inline Status read_args(int nparam, int expected, void **params, int *ndims, int
   for (int i = 0; i < nparam; ++i) {
     const Status s = read_shape(ndims[i], shapes[i], &a->shape[i]);
     if (s != kOk) return s;
+    if (i == mask) {
+      if (dtypes[i] == nullptr || std::strcmp(dtypes[i], "bool") != 0) return kBadDtype;
+      if (a->shape[i].numel > 0 && params[i] == nullptr) return kNullData;
+      continue;
+    }
     DType d;
     if (!parse_dtype(dtypes[i], &d)) return kBadDtype;
     if (i == theta) {
@@ -143,15 +149,19 @@ inline Status read_args(int nparam, int expected, void **params, int *ndims, int
 
 // -------------------------------------------------------- operand layout ---
 
-// Operand layout of the entry points (w, p: weight, pos_weight, when the
-// operand set has them; t: the loss's scalar parameters, when it has any):
-//   forward            : x, y, [w], [p], [t]        -> out (x's shape, or 0-d for mean/sum)
-//   backward           : x, y, [w], [p], [t], dout  -> dx, dy, [dw], [dp] (each its input's shape)
-//   backward_input     : x, y, [w], [p], [t], dout  -> dx
-//   backward_target    : x, y, [w], [p], [t], dout  -> dy
-//   backward_weight    : x, y,  w,  [p], [t], dout  -> dw
-//   backward_pos_weight: x, y, [w],  p,  [t], dout  -> dp
-// x and y have one shape; w and p broadcast to it and are read in place.
+// Operand layout of the entry points (w, p, m: weight, pos_weight, mask, when
+// the operand set has them; t: the loss's scalar parameters, when it has any):
+//   forward            : x, y, [w], [p], [m], [t]        -> out (x's shape, or 0-d for mean/sum)
+//   backward           : x, y, [w], [p], [m], [t], dout  -> dx, dy, [dw], [dp] (each its input's shape)
+//   backward_input     : x, y, [w], [p], [m], [t], dout  -> dx
+//   backward_target    : x, y, [w], [p], [m], [t], dout  -> dy
+//   backward_weight    : x, y,  w,  [p], [m], [t], dout  -> dw
+//   backward_pos_weight: x, y, [w],  p,  [m], [t], dout  -> dp
+// x and y have one shape; w, p and m broadcast to it and are read in place.
+// m is bool (one byte a value, 0 or 1): an element where it is 0 is ignored,
+// contributing exactly 0 to the loss and to every gradient whatever x, y, w
+// and p hold there ('mean' still divides by the element count: the Python
+// layer turns it into the mean over the kept ones); m has no gradient.
 // t is a 1-D float32 tensor of the loss's kParams values (params.h), in the
 // order of its ms_bce/_losses.py `params`, whatever the other tensors'
 // dtype: plain floats, so no std:: type crosses the ABI; it has no gradient.
@@ -164,19 +174,21 @@ enum class Direction { kForward, kBackward, kBackwardInput, kBackwardTarget, kBa
 
 struct OperandSet {
   bool hw, hp;
-  int np = 0;  // the loss's scalar parameters (0: no t operand)
+  int np = 0;       // the loss's scalar parameters (0: no t operand)
+  bool hm = false;  // a mask operand
   // the operands with a gradient: x, y[, w][, p]
   constexpr int count() const { return 2 + hw + hp; }
   constexpr int weight() const { return 2; }
   constexpr int pos_weight() const { return 2 + hw; }
-  // t's index (-1: none), and every input before out or dout
-  constexpr int theta() const { return np > 0 ? count() : -1; }
-  constexpr int inputs() const { return count() + (np > 0); }
+  // m's index (-1: none), t's (-1: none), and every input before out or dout
+  constexpr int mask() const { return hm ? count() : -1; }
+  constexpr int theta() const { return np > 0 ? count() + hm : -1; }
+  constexpr int inputs() const { return count() + hm + (np > 0); }
 };
 
 inline Status check_operand_shapes(OperandSet ops, const Shape *s) {
   if (!(s[1] == s[0])) return kBadShape;
-  for (int k = 2; k < ops.count(); ++k) {
+  for (int k = 2; k < ops.count() + ops.hm; ++k) {  // w, p and m
     if (!broadcasts_to(s[k], s[0])) return kBadShape;
   }
   if (ops.np > 0 && !(s[ops.theta()].rank == 1 && s[ops.theta()].dims[0] == ops.np)) return kBadShape;

@@ -59,7 +59,7 @@ inline std::string infer_shape_string(const std::vector<int64_t> &s) {
 // which with dynamic shapes are known only at run time.
 inline std::vector<std::vector<int64_t>> infer_operand_shapes(const char *op_name, OperandSet ops, const int *ndims,
                                                               int64_t **shapes) {
-  const int count = ops.count();
+  const int count = ops.count() + ops.hm;  // x, y[, w][, p][, m]
   const std::string head = std::string("For '") + op_name + "', ";
   if (ndims == nullptr || shapes == nullptr) throw std::invalid_argument(head + "no input shapes.");
   std::vector<std::vector<int64_t>> s;
@@ -69,7 +69,12 @@ inline std::vector<std::vector<int64_t>> infer_operand_shapes(const char *op_nam
     }
     s.emplace_back(shapes[k], shapes[k] + ndims[k]);
   }
-  const char *names[] = {"input", "target", ops.hw ? "weight" : "pos_weight", "pos_weight"};
+  const char *optional[] = {"weight", "pos_weight", "mask"};
+  const char *names[5] = {"input", "target"};
+  int k_name = 2;
+  if (ops.hw) names[k_name++] = optional[0];
+  if (ops.hp) names[k_name++] = optional[1];
+  if (ops.hm) names[k_name++] = optional[2];
   if (!infer_same_shape(s[1], s[0])) {
     throw std::invalid_argument(head + "the shape of 'target' must be the same as the shape of 'input' " +
                                 infer_shape_string(s[0]) + ", but got " + infer_shape_string(s[1]) + ".");
@@ -102,7 +107,9 @@ inline std::vector<int64_t> forward_infer_shape(const char *op_name, Reduction r
 // the fused backward: each gradient has its input's shape
 inline std::vector<std::vector<int64_t>> backward_infer_shape(const char *op_name, OperandSet ops, int *ndims,
                                                               int64_t **shapes) {
-  return infer_operand_shapes(op_name, ops, ndims, shapes);
+  std::vector<std::vector<int64_t>> s = infer_operand_shapes(op_name, ops, ndims, shapes);
+  s.resize(ops.count());  // the gradients: not the mask's
+  return s;
 }
 
 // a one-output backward: the gradient has its input's shape

@@ -40,9 +40,10 @@ struct ParamCount<Loss, std::void_t<decltype(Loss::kParams)>> : std::integral_co
 // The drivers' options in t, after the loss's own parameters: label smoothing.
 constexpr int kOptions = 1;
 
-// The operand set of a loss's entry points (HW, HP: with weight, pos_weight).
-template <class Loss, bool HW, bool HP>
-constexpr OperandSet kOperandsOf{HW, HP, ParamCount<Loss>::value + kOptions};
+// The operand set of a loss's entry points (HW, HP, HM: with weight,
+// pos_weight, mask).
+template <class Loss, bool HW, bool HP, bool HM = false>
+constexpr OperandSet kOperandsOf{HW, HP, ParamCount<Loss>::value + kOptions, HM};
 
 // A call's label smoothing epsilon (in [0, 1]: ms_bce/_validate.py checks it), from t.
 template <class Loss>

@@ -33,6 +33,8 @@ inline Half half_from_float(float f) { return Half{float_to_half_bits(f)}; }
 inline float to_float(BFloat16 b) { return bfloat16_bits_to_float(b.bits); }
 inline BFloat16 bfloat16_from_float(float f) { return BFloat16{float_to_bfloat16_bits(f)}; }
 inline float to_float(float f) { return f; }
+// A mask's bool (one byte): 1 where the element is kept.
+inline float to_float(uint8_t b) { return b != 0 ? 1.0f : 0.0f; }
 
 // Results are formed in double; each storage type rounds from there.
 template <class T> T store_as(double v);

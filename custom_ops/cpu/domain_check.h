@@ -48,13 +48,21 @@ class DomainCheck {
   DomainCheck(int64_t chunks, bool enabled) : first_(unit_interval_input<Loss>() && enabled ? chunks : 0, -1) {}
 
   // false (and the index kept) if segment [f0, f0 + n) of x holds a value outside
-  bool segment_ok(int64_t c, const T *x, int64_t f0, int64_t n) {
+  // keep: a mask's 1/0 per element of the segment (nullptr: all kept); a
+  // dropped element is not checked
+  bool segment_ok(int64_t c, const T *x, int64_t f0, int64_t n, const float *keep = nullptr) {
     if constexpr (!unit_interval_input<Loss>()) return true;
     if (first_.empty()) return true;
-    const int64_t k = first_outside_unit_interval(x + f0, n);
-    if (k < 0) return true;
-    first_[c] = f0 + k;
-    return false;
+    for (int64_t from = 0; from < n;) {
+      const int64_t k = first_outside_unit_interval(x + f0 + from, n - from);
+      if (k < 0) return true;
+      if (keep == nullptr || keep[from + k] != 0.0f) {
+        first_[c] = f0 + from + k;
+        return false;
+      }
+      from += k + 1;
+    }
+    return true;
   }
 
   // kOutOfRange (with its message) for the first value outside, else kOk

@@ -24,27 +24,60 @@
 
 namespace ms_bce {
 
-template <bool HW, bool HP>
-void operand_infos(const Shape *s, OperandInfo *w, OperandInfo *p) {
-  constexpr OperandSet kOps{HW, HP};
+template <bool HW, bool HP, bool HM = false>
+void operand_infos(const Shape *s, OperandInfo *w, OperandInfo *p, OperandInfo *m = nullptr) {
+  constexpr OperandSet kOps{HW, HP, 0, HM};
   if (HW) *w = classify_operand(s[0], s[kOps.weight()]);
   if (HP) *p = classify_operand(s[0], s[kOps.pos_weight()]);
+  if (HM) *m = classify_operand(s[0], s[kOps.mask()]);
 }
 
-template <class Loss, Reduction R, bool HW, bool HP>
+// A segment's forward: where a mask drops some of its elements (s.keep),
+// with the stand-in weight ChunkOperands made, whatever HW (a dropped
+// element's loss is 0 * finite: exactly 0, in a sum too); its 'none' values
+// set to 0 there as well.
+template <class Loss, class T, bool HW, bool HP>
+void masked_forward_segment(const Segment<T> &s, bool vector) {
+  if (s.keep == nullptr) return forward_segment<Loss, T, HW, HP>(s, vector);
+  forward_segment<Loss, T, true, HP>(s, vector);
+  if (s.out) {
+    for (int64_t i = 0; i < s.n; ++i) {
+      if (s.keep[i] == 0.0f) s.out[i] = store_as<T>(0.0);
+    }
+  }
+}
+
+// A segment's backward, likewise: each dropped element's gradients (and its
+// weight/pos_weight contributions) set to 0, whatever the stand-ins gave and
+// whatever the incoming gradient holds there.
+template <class Loss, class T, bool HW, bool HP, int kOut>
+void masked_backward_segment(const Segment<T> &s, bool vector) {
+  if (s.keep == nullptr) return backward_segment<Loss, T, HW, HP, kOut>(s, vector);
+  backward_segment<Loss, T, true, HP, kOut>(s, vector);
+  const T zero = store_as<T>(0.0);
+  for (int64_t i = 0; i < s.n; ++i) {
+    if (s.keep[i] != 0.0f) continue;
+    if (s.dx) s.dx[i] = zero;
+    if (s.dy) s.dy[i] = zero;
+    if (s.dw) s.dw[i] = 0.0;
+    if (s.dp) s.dp[i] = 0.0;
+  }
+}
+
+template <class Loss, Reduction R, bool HW, bool HP, bool HM>
 int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
-  constexpr OperandSet kOps = kOperandsOf<Loss, HW, HP>;
+  constexpr OperandSet kOps = kOperandsOf<Loss, HW, HP, HM>;
   constexpr int kIn = kOps.inputs();
   Args a;
   if (Status st = read_args(nparam, param_count(Direction::kForward, kOps), params, ndims, shapes, dtypes, &a,
-                            kOps.theta())) {
+                            kOps.theta(), kOps.mask())) {
     return st;
   }
   if (Status st = check_call_shapes(Direction::kForward, R, kOps, a.shape)) return st;
   const int64_t n = a.shape[0].numel;
   return guarded([&] {
-    OperandInfo wi, pi;
-    operand_infos<HW, HP>(a.shape, &wi, &pi);
+    OperandInfo wi, pi, mi;
+    operand_infos<HW, HP, HM>(a.shape, &wi, &pi, &mi);
     const int64_t chunks = chunk_count(n, nullptr, 0);
     const bool vector = has_vector_path<Loss>() && simd_path() == SimdPath::kAvx2;
     return dispatch_dtype(a.dtype, [&]<class T>() {
@@ -57,16 +90,16 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
       const int st = run_chunks(chunks, [&](int64_t c) {
         int64_t begin, end;
         chunk_range(n, chunks, c, &begin, &end);
-        ChunkOperands<T, HW, HP> in(params, wi, pi, eps);
+        ChunkOperands<T, HW, HP, HM> in(params, wi, pi, eps, &mi);
         double chunk_sum = 0.0;  // this thread's own, stored once: partial[] shares cache lines between threads
         for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
-          if (!domain.segment_ok(c, x, f0, std::min(kSegment, end - f0))) break;
           Segment<T> s = in.segment(f0, end, vector);
+          if (!domain.segment_ok(c, x, f0, s.n, s.keep)) break;
           s.theta = theta;
           if (R == Reduction::kNone) s.out = out + f0;
           else s.sum = &chunk_sum;
           s.precise = R != Reduction::kNone && n <= kPreciseReductionMax;
-          forward_segment<Loss, T, HW, HP>(s, vector);
+          masked_forward_segment<Loss, T, HW, HP>(s, vector);
         }
         partial[c] = chunk_sum;
       });
@@ -84,9 +117,9 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
 
 // D: the fused backward or a one-output one; its gradients (GradOutput bits)
 // are written to the outputs in that order.
-template <class Loss, Reduction R, bool HW, bool HP, Direction D>
+template <class Loss, Reduction R, bool HW, bool HP, bool HM, Direction D>
 int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
-  constexpr OperandSet kOps = kOperandsOf<Loss, HW, HP>;
+  constexpr OperandSet kOps = kOperandsOf<Loss, HW, HP, HM>;
   constexpr int kOut = grad_outputs<HW, HP>(D);
   constexpr int kDout = kOps.inputs();
   constexpr bool kDx = kOut & kGradInput, kDy = kOut & kGradTarget;
@@ -94,14 +127,15 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
   // output slot of each gradient
   constexpr int kSlotDy = kDout + 1 + kDx, kSlotDw = kSlotDy + kDy, kSlotDp = kSlotDw + kDw;
   Args a;
-  if (Status st = read_args(nparam, param_count(D, kOps), params, ndims, shapes, dtypes, &a, kOps.theta())) {
+  if (Status st = read_args(nparam, param_count(D, kOps), params, ndims, shapes, dtypes, &a, kOps.theta(),
+                            kOps.mask())) {
     return st;
   }
   if (Status st = check_call_shapes(D, R, kOps, a.shape)) return st;
   const int64_t n = a.shape[0].numel;
   return guarded([&] {
-    OperandInfo wi, pi;
-    operand_infos<HW, HP>(a.shape, &wi, &pi);
+    OperandInfo wi, pi, mi;
+    operand_infos<HW, HP, HM>(a.shape, &wi, &pi, &mi);
     OperandInfo reduced[2];
     int n_reduced = 0;
     if (kDw) reduced[n_reduced++] = wi;
@@ -133,21 +167,26 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
       const int st = run_chunks(chunks, [&](int64_t c) {
         int64_t begin, end;
         chunk_range(n, chunks, c, &begin, &end);
-        ChunkOperands<T, HW, HP> in(params, wi, pi, eps);
+        ChunkOperands<T, HW, HP, HM> in(params, wi, pi, eps, &mi);
         if (!wsum.empty()) wsum[c] = chunk_gradient(wi, begin, end);
         if (!psum.empty()) psum[c] = chunk_gradient(pi, begin, end);
         double cw[kSegment], cp[kSegment];
+        std::vector<T> g_kept(HM && R == Reduction::kNone ? kSegment : 0);
         for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
-          if (!domain.segment_ok(c, x, f0, std::min(kSegment, end - f0))) return;
           Segment<T> s = in.segment(f0, end, vector);
+          if (!domain.segment_ok(c, x, f0, s.n, s.keep)) return;
           s.theta = theta;
           if (R == Reduction::kNone) s.g = dout + f0;
+          if (HM && R == Reduction::kNone && s.keep) {  // a dropped element's incoming gradient: 0 (it may be inf)
+            for (int64_t i = 0; i < s.n; ++i) g_kept[i] = s.keep[i] != 0.0f ? s.g[i] : store_as<T>(0.0);
+            s.g = g_kept.data();
+          }
           s.g_scalar = g_all;
           if (dx) s.dx = dx + f0;
           if (dy) s.dy = dy + f0;
           if (dw) s.dw = cw;
           if (dp) s.dp = cp;
-          backward_segment<Loss, T, HW, HP, kOut>(s, vector);
+          masked_backward_segment<Loss, T, HW, HP, kOut>(s, vector);
           if (dy && eps != 0.0) scale_target_gradient(s.dy, s.n, eps);
           if (dw) {
             if (wi.kind == OperandKind::kFull) store_contributions(dw + f0, cw, s.n, vector);
@@ -180,14 +219,14 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
 // The runner of the CPU library's entry points: the driver of direction D;
 // kOutOfRange reaches MindSpore's launcher as an exception (report()).
 struct CpuEntry {
-  template <class Loss, Direction D, Reduction R, bool HW, bool HP>
+  template <class Loss, Direction D, Reduction R, bool HW, bool HP, bool HM>
   static int run(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                  void *extra) {
     (void)stream;
     if constexpr (D == Direction::kForward) {
-      return report(forward<Loss, R, HW, HP>(nparam, params, ndims, shapes, dtypes), extra);
+      return report(forward<Loss, R, HW, HP, HM>(nparam, params, ndims, shapes, dtypes), extra);
     } else {
-      return report(backward<Loss, R, HW, HP, D>(nparam, params, ndims, shapes, dtypes), extra);
+      return report(backward<Loss, R, HW, HP, HM, D>(nparam, params, ndims, shapes, dtypes), extra);
     }
   }
 };

@@ -5,6 +5,8 @@
 #ifndef MS_BCE_CPU_OPERAND_VIEW_H_
 #define MS_BCE_CPU_OPERAND_VIEW_H_
 
+#include <algorithm>
+#include <cstdint>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -143,17 +145,30 @@ inline void fold_periodic(const OperandInfo &info, ChunkGradient *g) {
   g->sum.swap(folded);
 }
 
-// One chunk's inputs: x, y and views of weight/pos_weight where present;
-// with label smoothing (eps != 0), y's smoothed values (params.h's
-// smooth_target, rounded once to T) in a buffer of the chunk's own.
-template <class T, bool HW, bool HP>
+// One chunk's inputs: x, y and views of weight/pos_weight (and the mask)
+// where present; with label smoothing (eps != 0), y's smoothed values
+// (params.h's smooth_target, rounded once to T) in a buffer of the chunk's
+// own.  With a mask, a segment that drops elements gets stand-ins there:
+// x = y = 1/2, pos_weight 1 and weight 0 (a buffer of its own, with the
+// weight's values elsewhere), so that a dropped element's loss is exactly
+// 0 * (a finite value) whatever the tensors hold, and keep marks them for
+// the driver, which zeroes their gradients (masked_segment).
+template <class T, bool HW, bool HP, bool HM = false>
 class ChunkOperands {
  public:
-  ChunkOperands(void **params, const OperandInfo &wi, const OperandInfo &pi, double eps)
+  ChunkOperands(void **params, const OperandInfo &wi, const OperandInfo &pi, double eps,
+                const OperandInfo *mi = nullptr)
       : x_(static_cast<const T *>(params[0])), y_(static_cast<const T *>(params[1])), eps_(eps) {
-    constexpr OperandSet kOps{HW, HP};
+    constexpr OperandSet kOps{HW, HP, 0, HM};
     if (HW) w_.emplace(static_cast<const T *>(params[kOps.weight()]), wi);
     if (HP) p_.emplace(static_cast<const T *>(params[kOps.pos_weight()]), pi);
+    if (HM) {
+      m_.emplace(static_cast<const uint8_t *>(params[kOps.mask()]), *mi);
+      xs_.resize(kSegment);
+      ys_.resize(kSegment);
+      ws_.resize(kSegment);
+      if (HP) ps_.resize(kSegment);
+    }
     if (eps != 0.0) smoothed_.resize(kSegment);
   }
 
@@ -176,8 +191,32 @@ class ChunkOperands {
       }
       s.y = smoothed_.data();
     }
-    if (HW && !(vector && (s.w_native = w_->native(f0)))) s.w = w_->segment(f0, s.n);
-    if (HP && !(vector && (s.p_native = p_->native(f0)))) s.p = p_->segment(f0, s.n);
+    const float *keep = nullptr;
+    if constexpr (HM) {
+      keep = m_->segment(f0, s.n);
+      if (std::find(keep, keep + s.n, 0.0f) == keep + s.n) keep = nullptr;  // all kept: as without a mask
+    }
+    if (keep == nullptr) {
+      if (HW && !(vector && (s.w_native = w_->native(f0)))) s.w = w_->segment(f0, s.n);
+      if (HP && !(vector && (s.p_native = p_->native(f0)))) s.p = p_->segment(f0, s.n);
+      return s;
+    }
+    // stand-ins where dropped
+    const T half = store_as<T>(0.5);
+    const float *w = HW ? w_->segment(f0, s.n) : nullptr;
+    const float *p = HP ? p_->segment(f0, s.n) : nullptr;
+    for (int64_t i = 0; i < s.n; ++i) {
+      const bool k = keep[i] != 0.0f;
+      xs_[i] = k ? s.x[i] : half;
+      ys_[i] = k ? s.y[i] : half;
+      ws_[i] = k ? (HW ? w[i] : 1.0f) : 0.0f;
+      if (HP) ps_[i] = k ? p[i] : 1.0f;
+    }
+    s.x = xs_.data();
+    s.y = ys_.data();
+    s.w = ws_.data();
+    if (HP) s.p = ps_.data();
+    s.keep = keep;
     return s;
   }
 
@@ -186,6 +225,9 @@ class ChunkOperands {
   double eps_;
   std::vector<T> smoothed_;
   std::optional<OperandView<T>> w_, p_;
+  std::optional<OperandView<uint8_t>> m_;
+  std::vector<T> xs_, ys_;
+  std::vector<float> ws_, ps_;
 };
 
 // With label smoothing the target's gradient is the plain one at the

@@ -67,6 +67,10 @@ struct Segment {
   double *sum = nullptr;
   bool precise = false;  // a reduction small enough (kPreciseReductionMax) to compute each element in double
   const float *theta = nullptr;  // the loss's scalar parameters (kParams of them; nullptr: none)
+  // the driver's own: 1/0 per element where a mask drops some of the
+  // segment's elements (nullptr: all kept), whose inputs are then neutral
+  // stand-ins with weight 0 (ChunkOperands); a policy never reads it
+  const float *keep = nullptr;
   // backward: the incoming gradient per element (g, 'none') or one value
   const T *g = nullptr;
   double g_scalar = 0.0;                 // 'mean': dout / numel, unrounded

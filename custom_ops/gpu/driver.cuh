@@ -29,17 +29,32 @@ namespace gpu {
 // ------------------------------------------------------------ functors ---
 
 // The operands of one call: x, y contiguous; w, p read in place through
-// the broadcast layout; theta, the loss's scalar parameters and then the
-// drivers' options (params.h): eps, the label smoothing, at theta[eps_index]
-// -- y is smoothed as the CPU driver smooths it (rounded once to T).
-template <class T, bool HW, bool HP>
+// the broadcast layout, and the mask m (bool bytes) through its own; theta,
+// the loss's scalar parameters and then the drivers' options (params.h):
+// eps, the label smoothing, at theta[eps_index] -- y is smoothed as the CPU
+// driver smooths it (rounded once to T).
+template <class T, bool HW, bool HP, bool HM = false>
 struct Operands {
   const T *x, *y, *w, *p;
+  const uint8_t *m;
   const float *theta;
   int eps_index;
-  OperandLayout layout;
+  OperandLayout layout, mask_layout;
 
   MS_BCE_HD double eps() const { return theta[eps_index]; }
+
+  // False where the mask drops element i (its values are then not read):
+  // the functors give it 0, and nothing to any sum.
+  MS_BCE_HD bool kept(int64_t i) const {
+    if constexpr (HM) {
+      int64_t off[kMaxOperands];
+      mask_layout.offsets(i, off);
+      return m[off[0]] != 0;
+    } else {
+      (void)i;
+      return true;
+    }
+  }
 
   MS_BCE_HD void load(int64_t i, double *xv, double *yv, double *wv, double *pv) const {
     *xv = to_float(x[i]);
@@ -57,12 +72,16 @@ struct Operands {
   }
 };
 
-// forward, 'none': out[i] = L(i)
-template <class Loss, class T, bool HW, bool HP>
+// forward, 'none': out[i] = L(i) (0 where the mask drops it)
+template <class Loss, class T, bool HW, bool HP, bool HM>
 struct ForwardElementwise {
-  Operands<T, HW, HP> in;
+  Operands<T, HW, HP, HM> in;
   T *out;
   MS_BCE_HD void operator()(int64_t i, double * /*acc*/) const {
+    if (!in.kept(i)) {
+      out[i] = store_as<T>(0.0);
+      return;
+    }
     double x, y, w, p;
     in.load(i, &x, &y, &w, &p);
     out[i] = store_as<T>(loss_value<Loss>(in.theta, x, y, w, p));
@@ -71,11 +90,12 @@ struct ForwardElementwise {
 
 // forward, 'mean'/'sum': acc += L(i); precise: each L(i) in double (a
 // reduction of at most kPreciseReductionMax elements, as the CPU library)
-template <class Loss, class T, bool HW, bool HP>
+template <class Loss, class T, bool HW, bool HP, bool HM>
 struct ForwardSum {
-  Operands<T, HW, HP> in;
+  Operands<T, HW, HP, HM> in;
   bool precise;
   MS_BCE_HD void operator()(int64_t i, double *acc) const {
+    if (!in.kept(i)) return;
     double x, y, w, p;
     in.load(i, &x, &y, &w, &p);
     acc[0] += loss_value<Loss>(in.theta, x, y, w, p, precise);
@@ -86,9 +106,9 @@ struct ForwardSum {
 // (dx, dy, and dw/dp of full-size operands, whose offset is i) and adds
 // the broadcast operands' contributions to acc: K = 0 none, K = 1 the one
 // that first_is_w names, K = 2 dw then dp.
-template <class Loss, class T, bool HW, bool HP, int K>
+template <class Loss, class T, bool HW, bool HP, bool HM, int K>
 struct BackwardElement {
-  Operands<T, HW, HP> in;
+  Operands<T, HW, HP, HM> in;
   const T *dout;
   bool per_element_g;  // 'none': G = dout[i]; else G = dout[0] / divisor
   double divisor;      // numel for 'mean', 1 for 'sum'
@@ -96,6 +116,14 @@ struct BackwardElement {
   bool first_is_w;
 
   MS_BCE_HD void operator()(int64_t i, double *acc) const {
+    if (!in.kept(i)) {  // dropped: every gradient 0, whatever dout holds there
+      const T zero = store_as<T>(0.0);
+      if (dx) dx[i] = zero;
+      if (dy) dy[i] = zero;
+      if (dw_full) dw_full[i] = zero;
+      if (dp_full) dp_full[i] = zero;
+      return;
+    }
     double x, y, w, p;
     in.load(i, &x, &y, &w, &p);
     const double g = per_element_g ? static_cast<double>(to_float(dout[i]))
@@ -174,32 +202,37 @@ Status run_reduction(Backend &be, const ReducePlan &plan, const Src &src, T *out
   return be.template reduce<K>(make_partials_plan(plan.outputs, plan.chunks), partials, sink);
 }
 
-template <class T, bool HW, bool HP>
-Operands<T, HW, HP> make_operands(const Args &a, OperandSet ops) {
+template <class T, bool HW, bool HP, bool HM>
+Operands<T, HW, HP, HM> make_operands(const Args &a, OperandSet ops) {
   const Shape *bcast[kMaxOperands] = {nullptr, nullptr};
   int n = 0;
   if (HW) bcast[n++] = &a.shape[ops.weight()];
   if (HP) bcast[n++] = &a.shape[ops.pos_weight()];
-  Operands<T, HW, HP> in;
+  Operands<T, HW, HP, HM> in;
   in.x = static_cast<const T *>(a.params[0]);
   in.y = static_cast<const T *>(a.params[1]);
   in.w = HW ? static_cast<const T *>(a.params[ops.weight()]) : nullptr;
   in.p = HP ? static_cast<const T *>(a.params[ops.pos_weight()]) : nullptr;
+  in.m = HM ? static_cast<const uint8_t *>(a.params[ops.mask()]) : nullptr;
   in.theta = theta_of(ops, a.params);
   in.eps_index = ops.np - kOptions;
   in.layout = make_operand_layout(a.shape[0], bcast, n);
+  if (HM) {
+    const Shape *mask[kMaxOperands] = {&a.shape[ops.mask()], nullptr};
+    in.mask_layout = make_operand_layout(a.shape[0], mask, 1);
+  }
   return in;
 }
 
-template <class Loss, class T, bool HW, bool HP, class Backend>
+template <class Loss, class T, bool HW, bool HP, bool HM, class Backend>
 Status forward(Backend &be, Reduction red, const Args &a) {
-  constexpr OperandSet kOps = kOperandsOf<Loss, HW, HP>;
+  constexpr OperandSet kOps = kOperandsOf<Loss, HW, HP, HM>;
   constexpr int kIn = kOps.inputs();
-  const Operands<T, HW, HP> in = make_operands<T, HW, HP>(a, kOps);
+  const Operands<T, HW, HP, HM> in = make_operands<T, HW, HP, HM>(a, kOps);
   T *out = static_cast<T *>(a.params[kIn]);
   const int64_t n = a.shape[0].numel;
   if (red == Reduction::kNone) {
-    return n == 0 ? kOk : be.elementwise(n, ForwardElementwise<Loss, T, HW, HP>{in, out});
+    return n == 0 ? kOk : be.elementwise(n, ForwardElementwise<Loss, T, HW, HP, HM>{in, out});
   }
   const double divisor = red == Reduction::kMean ? static_cast<double>(n) : 1.0;
   if (n == 0) {
@@ -207,13 +240,13 @@ Status forward(Backend &be, Reduction red, const Args &a) {
     return be.store_one(out, store_as<T>(zero / divisor));  // mean: 0/0 = NaN; sum: 0
   }
   const Shape scalar;  // rank 0: sum everything into one output
-  return run_reduction<1>(be, make_reduce_plan(a.shape[0], scalar), ForwardSum<Loss, T, HW, HP>{in, n <= kPreciseReductionMax}, out,
+  return run_reduction<1>(be, make_reduce_plan(a.shape[0], scalar), ForwardSum<Loss, T, HW, HP, HM>{in, n <= kPreciseReductionMax}, out,
                           static_cast<T *>(nullptr), divisor);
 }
 
-template <class Loss, class T, bool HW, bool HP, class Backend>
+template <class Loss, class T, bool HW, bool HP, bool HM, class Backend>
 Status backward(Backend &be, Direction dir, Reduction red, const Args &a) {
-  constexpr OperandSet ops = kOperandsOf<Loss, HW, HP>;
+  constexpr OperandSet ops = kOperandsOf<Loss, HW, HP, HM>;
   constexpr int kDout = ops.inputs();
   const bool all = dir == Direction::kBackward;
   const int64_t n = a.shape[0].numel;
@@ -241,7 +274,7 @@ Status backward(Backend &be, Direction dir, Reduction red, const Args &a) {
   const bool w_reduced = dw && w_shape.numel < n;
   const bool p_reduced = dp && p_shape.numel < n;
 
-  BackwardElement<Loss, T, HW, HP, 0> base{make_operands<T, HW, HP>(a, ops),
+  BackwardElement<Loss, T, HW, HP, HM, 0> base{make_operands<T, HW, HP, HM>(a, ops),
                                            static_cast<const T *>(a.params[kDout]),
                                            red == Reduction::kNone,
                                            red == Reduction::kMean ? static_cast<double>(n) : 1.0,
@@ -250,7 +283,7 @@ Status backward(Backend &be, Direction dir, Reduction red, const Args &a) {
 
   auto with_k = [&base](auto k_tag, bool first_is_w) {
     constexpr int K = decltype(k_tag)::value;
-    BackwardElement<Loss, T, HW, HP, K> e{base.in, base.dout, base.per_element_g, base.divisor,
+    BackwardElement<Loss, T, HW, HP, HM, K> e{base.in, base.dout, base.per_element_g, base.divisor,
                                           base.dx, base.dy, base.dw_full, base.dp_full, first_is_w};
     return e;
   };
@@ -270,18 +303,19 @@ Status backward(Backend &be, Direction dir, Reduction red, const Args &a) {
   }
   if (!(w_reduced && p_reduced)) return kOk;
   // pos_weight broadcast differently from weight: a second pass for dp only
-  BackwardElement<Loss, T, HW, HP, 1> dp_only = with_k(One{}, false);
+  BackwardElement<Loss, T, HW, HP, HM, 1> dp_only = with_k(One{}, false);
   dp_only.dx = dp_only.dy = dp_only.dw_full = dp_only.dp_full = nullptr;
   return run_reduction<1>(be, make_reduce_plan(a.shape[0], p_shape), dp_only, dp, static_cast<T *>(nullptr), 1.0);
 }
 
 // One entry point: checks everything the ABI promises to check, then runs.
-template <class Loss, bool HW, bool HP, class Backend>
+template <class Loss, bool HW, bool HP, bool HM, class Backend>
 int run_entry(Backend &be, Direction dir, Reduction red, int nparam, void **params, int *ndims, int64_t **shapes,
               const char **dtypes) {
-  constexpr OperandSet ops = kOperandsOf<Loss, HW, HP>;
+  constexpr OperandSet ops = kOperandsOf<Loss, HW, HP, HM>;
   Args a;
-  if (Status st = read_args(nparam, param_count(dir, ops), params, ndims, shapes, dtypes, &a, ops.theta())) {
+  if (Status st = read_args(nparam, param_count(dir, ops), params, ndims, shapes, dtypes, &a, ops.theta(),
+                            ops.mask())) {
     return st;
   }
   if (Status st = check_call_shapes(dir, red, ops, a.shape)) return st;
@@ -289,14 +323,14 @@ int run_entry(Backend &be, Direction dir, Reduction red, int nparam, void **para
     if (Status st = be.check_pointers(a)) return st;
     switch (a.dtype) {
       case DType::kFloat32:
-        return dir == Direction::kForward ? forward<Loss, float, HW, HP>(be, red, a)
-                                          : backward<Loss, float, HW, HP>(be, dir, red, a);
+        return dir == Direction::kForward ? forward<Loss, float, HW, HP, HM>(be, red, a)
+                                          : backward<Loss, float, HW, HP, HM>(be, dir, red, a);
       case DType::kFloat16:
-        return dir == Direction::kForward ? forward<Loss, Half, HW, HP>(be, red, a)
-                                          : backward<Loss, Half, HW, HP>(be, dir, red, a);
+        return dir == Direction::kForward ? forward<Loss, Half, HW, HP, HM>(be, red, a)
+                                          : backward<Loss, Half, HW, HP, HM>(be, dir, red, a);
       case DType::kBFloat16:
-        return dir == Direction::kForward ? forward<Loss, BFloat16, HW, HP>(be, red, a)
-                                          : backward<Loss, BFloat16, HW, HP>(be, dir, red, a);
+        return dir == Direction::kForward ? forward<Loss, BFloat16, HW, HP, HM>(be, red, a)
+                                          : backward<Loss, BFloat16, HW, HP, HM>(be, dir, red, a);
     }
     return kBadDtype;
   } catch (...) {
@@ -308,12 +342,12 @@ int run_entry(Backend &be, Direction dir, Reduction red, int nparam, void **para
 // kernel on Backend, constructed from MindSpore's stream argument.
 template <class Backend>
 struct Entry {
-  template <class Loss, Direction D, Reduction R, bool HW, bool HP>
+  template <class Loss, Direction D, Reduction R, bool HW, bool HP, bool HM>
   static int run(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream,
                  void *extra) {
     (void)extra;
     Backend be(stream);
-    return run_entry<Loss, HW, HP>(be, D, R, nparam, params, ndims, shapes, dtypes);
+    return run_entry<Loss, HW, HP, HM>(be, D, R, nparam, params, ndims, shapes, dtypes);
   }
 };
 

@@ -38,6 +38,7 @@ class BCEWithLogitsLoss(_LossCell):
     Inputs:
         - **input** (Tensor) - Logits, any shape; float16, float32 or bfloat16.
         - **target** (Tensor) - The shape of `input`; float16, float32 or bfloat16.
+        MASK_INPUT
 
     Outputs:
         Tensor of the promoted (widest) dtype of the operands: the shape of `input` for
@@ -67,9 +68,9 @@ class BCEWithLogitsLoss(_LossCell):
     def __init__(self, weight=None, reduction='mean', pos_weight=None, *, label_smoothing=0.0):
         super().__init__("BCEWithLogitsLoss", reduction, weight, pos_weight, label_smoothing)
 
-    def construct(self, input, target):
+    def construct(self, input, target, mask=None):
         return _logits_loss("BCEWithLogitsLoss", _NAMES, input, target, self.weight, self.pos_weight,
-                            self.reduction, label_smoothing=self.label_smoothing)
+                            self.reduction, label_smoothing=self.label_smoothing, mask=mask)
 
 
 @_docs.shared_sections
@@ -100,6 +101,7 @@ class BCELoss(_LossCell):
     Inputs:
         - **input** (Tensor) - Probabilities, any shape; float16, float32 or bfloat16.
         - **target** (Tensor) - The shape and dtype of `input`.
+        MASK_INPUT
 
     Outputs:
         Tensor with the dtype of `input`: its shape for ``'none'``, else 0-d.
@@ -132,6 +134,6 @@ class BCELoss(_LossCell):
     def __init__(self, weight=None, reduction='mean', *, label_smoothing=0.0):
         super().__init__("BCELoss", reduction, weight, label_smoothing=label_smoothing)
 
-    def construct(self, input, target):
+    def construct(self, input, target, mask=None):
         return _probability_loss("BCELoss", _NAMES, _validate.FLOAT16_32_BF16, input, target, self.weight,
-                                 self.reduction, self.label_smoothing)
+                                 self.reduction, self.label_smoothing, mask)

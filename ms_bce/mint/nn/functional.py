@@ -9,7 +9,7 @@ _NAMES = ("input", "target", "weight", "pos_weight")
 
 @_docs.shared_sections
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean', pos_weight=None, *,
-                                     label_smoothing=0.0):
+                                     label_smoothing=0.0, mask=None):
     r"""
     Binary cross entropy between the sigmoid of `input` and `target`. Mirrors
     :func:`mindspore.mint.nn.functional.binary_cross_entropy_with_logits`, whose argument
@@ -36,6 +36,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
 
     Keyword Args:
         OPTIONS
+        MASK
 
     Returns:
         Tensor of the promoted (widest) dtype of the operands, of the shape of `input` for
@@ -65,11 +66,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
         0.3463612
     """
     return _logits_loss("binary_cross_entropy_with_logits", _NAMES, input, target, weight, pos_weight, reduction,
-                        label_smoothing=label_smoothing)
+                        label_smoothing=label_smoothing, mask=mask)
 
 
 @_docs.shared_sections
-def binary_cross_entropy(input, target, weight=None, reduction='mean', *, label_smoothing=0.0):
+def binary_cross_entropy(input, target, weight=None, reduction='mean', *, label_smoothing=0.0, mask=None):
     r"""
     Binary cross entropy on probabilities. Mirrors
     :func:`mindspore.mint.nn.functional.binary_cross_entropy`; the computation (MindSpore's
@@ -94,6 +95,7 @@ def binary_cross_entropy(input, target, weight=None, reduction='mean', *, label_
 
     Keyword Args:
         OPTIONS
+        MASK
 
     Returns:
         Tensor with the dtype of `input`, of its shape for ``'none'``, else 0-d.
@@ -124,4 +126,4 @@ def binary_cross_entropy(input, target, weight=None, reduction='mean', *, label_
         0.38240486
     """
     return _probability_loss("binary_cross_entropy", _NAMES, _validate.FLOAT16_32, input, target, weight, reduction,
-                             label_smoothing)
+                             label_smoothing, mask)
