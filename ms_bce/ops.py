@@ -83,24 +83,25 @@ def _as_mask(mask):
 
 
 def _call_mean(mean, reduction, weight, mask):
-    """The kernels' 'mean', sum(L) / N, turned into the call's: over the kept
-    elements, sum(L) / sum(M), or normalised by the weights ('weighted_mean'),
-    sum(L) / sum(W M) -- as mean(L) / mean(D) with D = M, W or W M over their
-    own broadcast shape: each of their values reaches the same number of
-    elements, so the mean of D is its own and nothing passes over the N
-    elements again; and a mean, unlike a sum, does not overflow a 16-bit dtype
-    first.  D's mean is taken in float64 (float32 on Ascend); MindSpore ops,
-    so autodiff gives the weight the quotient rule's term.  A product with the
-    reciprocal, not a division: MindSpore 2.10's CPU Div returns -inf for
-    NaN / 0 (an empty input with all-zero weights or nothing kept)."""
-    acc = _validate.accumulation_dtype()
-    if reduction == "weighted_mean" and weight is not None:
-        d = _cast(weight, acc) if mask is None else _cast(weight, acc) * _cast(mask, acc)
-    elif reduction in ("mean", "weighted_mean") and mask is not None:
-        d = _cast(mask, acc)
-    else:
+    """The kernels' 'mean' -- sum(L) / N, or over the kept elements, sum(L) /
+    sum(M), with a mask (they count them) -- turned into the call's: the
+    weighted mean sum(L) / sum(W M) is that times mean(M) / mean(W M) (mean(M)
+    = 1 without a mask), each mean over its tensors' own broadcast shape: each
+    of their values reaches the same number of elements, so nothing passes
+    over the N elements again (with a full-size mask, one pass over it); and a
+    mean, unlike a sum, does not overflow a 16-bit dtype first.  The means are
+    taken in float64 (float32 on Ascend); MindSpore ops, so autodiff gives the
+    weight the quotient rule's term.  A product with a reciprocal, not a
+    division: MindSpore 2.10's CPU Div returns -inf for NaN / 0 (an empty input
+    with all-zero weights)."""
+    if reduction != "weighted_mean" or weight is None:
         return mean
-    return _cast(_cast(mean, acc) * _ms_ops.reciprocal(_ms_ops.mean(d)), mean.dtype)
+    acc = _validate.accumulation_dtype()
+    w = _cast(weight, acc)
+    if mask is None:
+        return _cast(_cast(mean, acc) * _ms_ops.reciprocal(_ms_ops.mean(w)), mean.dtype)
+    m = _cast(mask, acc)
+    return _cast(_cast(mean, acc) * _ms_ops.mean(m) * _ms_ops.reciprocal(_ms_ops.mean(w * m)), mean.dtype)
 
 
 def _run(op, operands, mask, t, reduction, weight):

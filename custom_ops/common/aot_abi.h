@@ -160,8 +160,8 @@ inline Status read_args(int nparam, int expected, void **params, int *ndims, int
 // x and y have one shape; w, p and m broadcast to it and are read in place.
 // m is bool (one byte a value, 0 or 1): an element where it is 0 is ignored,
 // contributing exactly 0 to the loss and to every gradient whatever x, y, w
-// and p hold there ('mean' still divides by the element count: the Python
-// layer turns it into the mean over the kept ones); m has no gradient.
+// and p hold there, and 'mean' divides by the number of kept elements (the
+// mask's own nonzero values times the elements each reaches); m has no gradient.
 // t is a 1-D float32 tensor of the loss's kParams values (params.h), in the
 // order of its ms_bce/_losses.py `params`, whatever the other tensors'
 // dtype: plain floats, so no std:: type crosses the ABI; it has no gradient.

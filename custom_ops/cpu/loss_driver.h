@@ -32,6 +32,24 @@ void operand_infos(const Shape *s, OperandInfo *w, OperandInfo *p, OperandInfo *
   if (HM) *m = classify_operand(s[0], s[kOps.mask()]);
 }
 
+// A masked 'mean''s divisor: the elements kept, the mask's own nonzero values
+// times the number of elements each reaches (an exact quotient: the mask
+// broadcasts to the input); 0 for an empty input (then 0/0 = NaN).
+inline double kept_count(const void *mask, const Shape &shape, int64_t n) {
+  if (shape.numel == 0 || n == 0) return 0.0;
+  const uint8_t *m = static_cast<const uint8_t *>(mask);
+  int64_t kept = 0;
+#if defined(MS_BCE_HAVE_AVX2_PATH)
+  if (simd_path() == SimdPath::kAvx2) {
+    kept = avx2::count_nonzero_bytes(m, shape.numel);
+  } else
+#endif
+  {
+    for (int64_t i = 0; i < shape.numel; ++i) kept += m[i] != 0;
+  }
+  return static_cast<double>(kept) * static_cast<double>(n / shape.numel);
+}
+
 // A segment's forward: where a mask drops some of its elements (s.keep),
 // with the stand-in weight ChunkOperands made, whatever HW (a dropped
 // element's loss is 0 * finite: exactly 0, in a sum too); its 'none' values
@@ -54,6 +72,17 @@ template <class Loss, class T, bool HW, bool HP, int kOut>
 void masked_backward_segment(const Segment<T> &s, bool vector) {
   if (s.keep == nullptr) return backward_segment<Loss, T, HW, HP, kOut>(s, vector);
   backward_segment<Loss, T, true, HP, kOut>(s, vector);
+#if defined(MS_BCE_HAVE_AVX2_PATH)
+  if (simd_path() == SimdPath::kAvx2) {  // the same +0s as the loop, without a branch an element
+    for (T *v : {s.dx, s.dy}) {
+      if (v) avx2::zero_dropped(v, s.keep, s.n);
+    }
+    for (double *v : {s.dw, s.dp}) {
+      if (v) avx2::zero_dropped(v, s.keep, s.n);
+    }
+    return;
+  }
+#endif
   const T zero = store_as<T>(0.0);
   for (int64_t i = 0; i < s.n; ++i) {
     if (s.keep[i] != 0.0f) continue;
@@ -107,8 +136,9 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
       if (const int bad = domain.status(x)) return bad;
       if (R != Reduction::kNone) {
         const double sum = combine_in_order(partial);
-        // mean of an empty tensor is 0/0 = NaN, its sum 0
-        out[0] = store_as<T>(R == Reduction::kMean ? sum / static_cast<double>(n) : sum);
+        // mean of an empty tensor is 0/0 = NaN, its sum 0; a masked mean: over the kept elements
+        const double count = HM ? kept_count(params[kOps.mask()], a.shape[kOps.mask()], n) : static_cast<double>(n);
+        out[0] = store_as<T>(R == Reduction::kMean ? sum / count : sum);
       }
       return static_cast<int>(kOk);
     });
@@ -155,7 +185,9 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
       double g_all = 0.0;
       if (R != Reduction::kNone) {
         g_all = to_float(dout[0]);
-        if (R == Reduction::kMean) g_all /= static_cast<double>(n);
+        if (R == Reduction::kMean) {
+          g_all /= HM ? kept_count(params[kOps.mask()], a.shape[kOps.mask()], n) : static_cast<double>(n);
+        }
       }
       std::vector<ChunkGradient> wsum(dw && wi.kind != OperandKind::kFull ? chunks : 0);
       std::vector<ChunkGradient> psum(dp && pi.kind != OperandKind::kFull ? chunks : 0);

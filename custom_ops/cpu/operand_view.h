@@ -50,6 +50,14 @@ class OperandView {
         if constexpr (std::is_same<T, float>::value) {
           return data_ + f0;
         } else {
+#if defined(MS_BCE_HAVE_AVX2_PATH)
+          if constexpr (std::is_same<T, uint8_t>::value) {  // a mask's bytes, the same values either way
+            if (simd_path() == SimdPath::kAvx2) {
+              avx2::mask_to_floats(data_ + f0, buf_.data(), n);
+              return buf_.data();
+            }
+          }
+#endif
           for (int64_t i = 0; i < n; ++i) buf_[i] = to_float(data_[f0 + i]);
           return buf_.data();
         }
@@ -202,15 +210,22 @@ class ChunkOperands {
       return s;
     }
     // stand-ins where dropped
-    const T half = store_as<T>(0.5);
     const float *w = HW ? w_->segment(f0, s.n) : nullptr;
     const float *p = HP ? p_->segment(f0, s.n) : nullptr;
-    for (int64_t i = 0; i < s.n; ++i) {
-      const bool k = keep[i] != 0.0f;
-      xs_[i] = k ? s.x[i] : half;
-      ys_[i] = k ? s.y[i] : half;
-      ws_[i] = k ? (HW ? w[i] : 1.0f) : 0.0f;
-      if (HP) ps_[i] = k ? p[i] : 1.0f;
+#if defined(MS_BCE_HAVE_AVX2_PATH)
+    if (simd_path() == SimdPath::kAvx2) {  // the same values as the loop
+      avx2::stand_ins<T, HW, HP>(s.n, keep, s.x, s.y, w, p, xs_.data(), ys_.data(), ws_.data(), ps_.data());
+    } else
+#endif
+    {
+      const T half = store_as<T>(0.5);
+      for (int64_t i = 0; i < s.n; ++i) {
+        const bool k = keep[i] != 0.0f;
+        xs_[i] = k ? s.x[i] : half;
+        ys_[i] = k ? s.y[i] : half;
+        ws_[i] = k ? (HW ? w[i] : 1.0f) : 0.0f;
+        if (HP) ps_[i] = k ? p[i] : 1.0f;
+      }
     }
     s.x = xs_.data();
     s.y = ys_.data();

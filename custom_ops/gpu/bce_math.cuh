@@ -65,6 +65,9 @@ template <class T> struct Store;
 template <> struct Store<float> {
   MS_BCE_HD static float from(double v) { return static_cast<float>(v); }
 };
+template <> struct Store<double> {  // (a masked mean's count of kept elements, in device scratch)
+  MS_BCE_HD static double from(double v) { return v; }
+};
 template <> struct Store<Half> {
   MS_BCE_HD static Half from(double v) {
 #if defined(__CUDA_ARCH__)

@@ -111,9 +111,10 @@ struct BackwardElement {
   Operands<T, HW, HP, HM> in;
   const T *dout;
   bool per_element_g;  // 'none': G = dout[i]; else G = dout[0] / divisor
-  double divisor;      // numel for 'mean', 1 for 'sum'
+  double divisor;      // numel for 'mean', 1 for 'sum'; a masked 'mean': *kept * divisor
   T *dx, *dy, *dw_full, *dp_full;  // null: not written here
   bool first_is_w;
+  const double *kept = nullptr;  // a masked 'mean': the mask's kept values (device scratch)
 
   MS_BCE_HD void operator()(int64_t i, double *acc) const {
     if (!in.kept(i)) {  // dropped: every gradient 0, whatever dout holds there
@@ -127,7 +128,7 @@ struct BackwardElement {
     double x, y, w, p;
     in.load(i, &x, &y, &w, &p);
     const double g = per_element_g ? static_cast<double>(to_float(dout[i]))
-                                   : static_cast<double>(to_float(dout[0])) / divisor;
+                                   : static_cast<double>(to_float(dout[0])) / (kept ? *kept * divisor : divisor);
     const Grad gr = loss_grad<Loss>(in.theta, x, y, w, p, g);
     if (dx) dx[i] = store_as<T>(gr.dx);
     if (dy) {  // with label smoothing: times 1 - eps, rounded again (the CPU driver's scale_target_gradient)
@@ -145,19 +146,28 @@ struct BackwardElement {
 };
 
 // Where a reduction's sums go: a chunk's partial sums (partial[k] set), or
-// the results, rounded once to T (out[k][o] = sum / divisor).
+// the results, rounded once to T (out[k][o] = sum / divisor; a masked
+// 'mean': sum / (*kept * divisor)).
 template <class T, int K>
 struct ReduceSink {
   T *out[2];
   double divisor;
   double *partial[2];
   int64_t outputs;
+  const double *kept = nullptr;
   MS_BCE_HD void operator()(int64_t o, int64_t chunk, const double *acc) const {
     for (int k = 0; k < K; ++k) {
       if (partial[k]) partial[k][chunk * outputs + o] = acc[k];
-      else out[k][o] = store_as<T>(acc[k] / divisor);
+      else out[k][o] = store_as<T>(acc[k] / (kept ? *kept * divisor : divisor));
     }
   }
+};
+
+// The mask's own kept values (nonzero bytes), summed: a masked 'mean' divides
+// by them times the elements each mask value reaches.
+struct KeptSource {
+  const uint8_t *m;
+  MS_BCE_HD void operator()(int64_t i, double *acc) const { acc[0] += m[i] != 0 ? 1.0 : 0.0; }
 };
 
 // The second pass reads the partial sums back.
@@ -189,14 +199,15 @@ struct Scratch {
 // chunks > 1 only when the outputs need fewer than kTargetBlocks blocks)
 // and a second pass that sums them in chunk order.  Deterministic either way.
 template <int K, class T, class Backend, class Src>
-Status run_reduction(Backend &be, const ReducePlan &plan, const Src &src, T *out0, T *out1, double divisor) {
-  ReduceSink<T, K> sink{{out0, out1}, divisor, {nullptr, nullptr}, plan.outputs};
+Status run_reduction(Backend &be, const ReducePlan &plan, const Src &src, T *out0, T *out1, double divisor,
+                     const double *kept = nullptr) {
+  ReduceSink<T, K> sink{{out0, out1}, divisor, {nullptr, nullptr}, plan.outputs, kept};
   if (plan.chunks == 1) return be.template reduce<K>(plan, src, sink);
   const size_t per = static_cast<size_t>(plan.chunks) * static_cast<size_t>(plan.outputs);
   Scratch<Backend> scratch(be);
   if (Status st = be.alloc(K * per * sizeof(double), &scratch.ptr)) return st;
   double *base = static_cast<double *>(scratch.ptr);
-  ReduceSink<T, K> to_partials{{out0, out1}, divisor, {base, K == 2 ? base + per : nullptr}, plan.outputs};
+  ReduceSink<T, K> to_partials{{out0, out1}, divisor, {base, K == 2 ? base + per : nullptr}, plan.outputs, kept};
   if (Status st = be.template reduce<K>(plan, src, to_partials)) return st;
   const PartialSource<K> partials{{base, K == 2 ? base + per : nullptr}};
   return be.template reduce<K>(make_partials_plan(plan.outputs, plan.chunks), partials, sink);
@@ -224,6 +235,31 @@ Operands<T, HW, HP, HM> make_operands(const Args &a, OperandSet ops) {
   return in;
 }
 
+// A masked 'mean' (HM): the number of the mask's own kept values, into
+// device scratch (*kept; the caller multiplies by numel / the mask's numel).
+template <bool HM, class Backend>
+Status count_kept(Backend &be, Reduction red, const Args &a, OperandSet ops, Scratch<Backend> *scratch,
+                  const double **kept, double *per_value) {
+  *kept = nullptr;
+  *per_value = 1.0;
+  if (!HM || red != Reduction::kMean) return kOk;
+  const Shape &ms = a.shape[ops.mask()];
+  if (Status st = be.alloc(sizeof(double), &scratch->ptr)) return st;
+  double *count = static_cast<double *>(scratch->ptr);
+  if (ms.numel == 0) {
+    if (Status st = be.store_one(count, 0.0)) return st;
+  } else {
+    const Shape scalar;
+    if (Status st = run_reduction<1>(be, make_reduce_plan(ms, scalar), KeptSource{static_cast<const uint8_t *>(
+                                         a.params[ops.mask()])}, count, static_cast<double *>(nullptr), 1.0)) {
+      return st;
+    }
+    *per_value = static_cast<double>(a.shape[0].numel / ms.numel);  // (an exact quotient: m broadcasts)
+  }
+  *kept = count;
+  return kOk;
+}
+
 template <class Loss, class T, bool HW, bool HP, bool HM, class Backend>
 Status forward(Backend &be, Reduction red, const Args &a) {
   constexpr OperandSet kOps = kOperandsOf<Loss, HW, HP, HM>;
@@ -239,9 +275,14 @@ Status forward(Backend &be, Reduction red, const Args &a) {
     const double zero = 0.0;
     return be.store_one(out, store_as<T>(zero / divisor));  // mean: 0/0 = NaN; sum: 0
   }
+  // a masked 'mean' divides by the kept elements' number (0 kept: 0/0 = NaN)
+  Scratch<Backend> scratch(be);
+  const double *kept;
+  double per_value;
+  if (Status st = count_kept<HM>(be, red, a, kOps, &scratch, &kept, &per_value)) return st;
   const Shape scalar;  // rank 0: sum everything into one output
   return run_reduction<1>(be, make_reduce_plan(a.shape[0], scalar), ForwardSum<Loss, T, HW, HP, HM>{in, n <= kPreciseReductionMax}, out,
-                          static_cast<T *>(nullptr), divisor);
+                          static_cast<T *>(nullptr), kept ? per_value : divisor, kept);
 }
 
 template <class Loss, class T, bool HW, bool HP, bool HM, class Backend>
@@ -274,17 +315,21 @@ Status backward(Backend &be, Direction dir, Reduction red, const Args &a) {
   const bool w_reduced = dw && w_shape.numel < n;
   const bool p_reduced = dp && p_shape.numel < n;
 
+  Scratch<Backend> scratch(be);
+  const double *kept;
+  double per_value;
+  if (Status st = count_kept<HM>(be, red, a, ops, &scratch, &kept, &per_value)) return st;
   BackwardElement<Loss, T, HW, HP, HM, 0> base{make_operands<T, HW, HP, HM>(a, ops),
                                            static_cast<const T *>(a.params[kDout]),
                                            red == Reduction::kNone,
-                                           red == Reduction::kMean ? static_cast<double>(n) : 1.0,
-                                           dx, dy, w_reduced ? nullptr : dw, p_reduced ? nullptr : dp, true};
+                                           kept ? per_value : (red == Reduction::kMean ? static_cast<double>(n) : 1.0),
+                                           dx, dy, w_reduced ? nullptr : dw, p_reduced ? nullptr : dp, true, kept};
   if (!w_reduced && !p_reduced) return be.elementwise(n, base);
 
   auto with_k = [&base](auto k_tag, bool first_is_w) {
     constexpr int K = decltype(k_tag)::value;
     BackwardElement<Loss, T, HW, HP, HM, K> e{base.in, base.dout, base.per_element_g, base.divisor,
-                                          base.dx, base.dy, base.dw_full, base.dp_full, first_is_w};
+                                          base.dx, base.dy, base.dw_full, base.dp_full, first_is_w, base.kept};
     return e;
   };
   using One = std::integral_constant<int, 1>;
