@@ -150,10 +150,17 @@ def reference(entry, ops):
         p = None if p is None else np.where(keep, p, 1.0)
         if g is not None and entry.reduction == "none":
             g = np.where(keep, g, 0.0)
+    reduction = entry.reduction
+    kept = None
+    if keep is not None and reduction == "mean":  # a masked mean: over the kept elements' number
+        reduction, kept = "sum", float(np.count_nonzero(keep))
     with np.errstate(all="ignore"):
         if entry.direction == "forward":
-            return [entry.oracle.forward(x, y, w, p, entry.reduction)]
-        grads = list(entry.oracle.grads(x, y, w, p, entry.reduction, g))  # (dx, dy, dw, dp)
+            out = entry.oracle.forward(x, y, w, p, reduction)
+            return [out if kept is None else np.float64(out) / kept]
+        if kept is not None:
+            g = np.float64(g) / kept
+        grads = list(entry.oracle.grads(x, y, w, p, reduction, g))  # (dx, dy, dw, dp)
         if keep is not None:
             grads[2] = ref.reduce_to_shape(np.where(keep, grads[2], 0.0), w_shape) if entry.has_w else None
             if entry.has_p:
