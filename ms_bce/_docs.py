@@ -5,7 +5,8 @@ A docstring's ``Supported Platforms:`` section holds the single line
 docstring's own indentation), a ``Keyword Args:`` line ``OPTIONS`` with
 ``OPTIONS_TEXT``, a line ``WEIGHTED_MEAN`` under `reduction` with
 ``WEIGHTED_MEAN_TEXT``, and a line ``MASK`` (functions' keyword arguments) or
-``MASK_INPUT`` (cells' inputs) with the mask's text, so the API pages, ``help()`` and the README's
+``MASK_INPUT`` (cells' inputs) with the mask's text, and a last line
+``OPTIONS_RAISES`` of ``Raises:`` with those options' errors, so the API pages, ``help()`` and the README's
 "Platforms" table cannot drift apart: tests/test_docs.py checks every public
 name carries it.
 """
@@ -60,7 +61,16 @@ _MASK_BODY = r"""which elements count: bool (or a float Tensor, whose nonzero
 MASK_TEXT = "mask (Tensor, optional): The mask of " + _MASK_BODY + " Default: ``None`` (every element)."
 MASK_INPUT_TEXT = "- **mask** (Tensor, optional) - The mask of " + _MASK_BODY + " Default: ``None``."
 
-_MARKER = re.compile(r"^([ \t]*)(PLATFORMS|PLATFORMS_NO_ASCEND|OPTIONS|WEIGHTED_MEAN|MASK|MASK_INPUT)[ \t]*$", re.M)
+# The errors of those options, for the end of every "Raises:" section: the line OPTIONS_RAISES.
+OPTIONS_RAISES_TEXT = """\
+TypeError: If `label_smoothing` is a bool or not a number, or `mask` is neither a Tensor nor
+    ``None``, or its dtype is not bool, float16, float32 or bfloat16.
+ValueError: If `label_smoothing` is outside [0, 1] (or NaN), or the shape of `mask` can not
+    be broadcast to that of the input.
+RuntimeError: On Ascend, if `label_smoothing` is not 0 or a `mask` is given."""
+
+_MARKER = re.compile(r"^([ \t]*)(PLATFORMS|PLATFORMS_NO_ASCEND|OPTIONS|OPTIONS_RAISES|WEIGHTED_MEAN|MASK|MASK_INPUT)"
+                     r"[ \t]*$", re.M)
 
 
 def shared_sections(obj):
@@ -69,7 +79,7 @@ def shared_sections(obj):
     if not _MARKER.search(doc):
         raise AssertionError(f"{obj.__qualname__}'s docstring has no PLATFORMS line in 'Supported Platforms:'")
     texts = {"PLATFORMS": PLATFORMS_TEXT, "PLATFORMS_NO_ASCEND": PLATFORMS_NO_ASCEND_TEXT, "OPTIONS": OPTIONS_TEXT,
-             "WEIGHTED_MEAN": WEIGHTED_MEAN_TEXT, "MASK": MASK_TEXT, "MASK_INPUT": MASK_INPUT_TEXT}
+             "OPTIONS_RAISES": OPTIONS_RAISES_TEXT, "WEIGHTED_MEAN": WEIGHTED_MEAN_TEXT, "MASK": MASK_TEXT, "MASK_INPUT": MASK_INPUT_TEXT}
     obj.__doc__ = _MARKER.sub(lambda m: "\n".join(m.group(1) + line if line else "" for line in
                                                   texts[m.group(2)].splitlines()), doc)
     return obj

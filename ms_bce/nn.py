@@ -60,6 +60,7 @@ class BCEWithLogitsLoss(_LossCell):
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, if the
             shape of `target` differs from that of `input`, or if `weight` or `pos_weight`
             can not be broadcast to it.
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS
@@ -132,6 +133,7 @@ class BCELoss(_LossCell):
         RuntimeError: If an element of `logits` is outside [0, 1] (NaN excepted: it gives NaN),
             naming the first such value and its flat index: when the result is read
             (PyNative) or at the step (graph mode).
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS
@@ -205,6 +207,7 @@ class SigmoidFocalLoss(_LossCell):
         ValueError: If `alpha` is not finite, `gamma` is not finite or negative, `reduction` is
             not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, the shape of `targets` differs from
             that of `inputs`, or `weight` or `pos_weight` can not be broadcast to it.
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS_NO_ASCEND
@@ -284,6 +287,7 @@ class MultiLabelSoftMarginLoss(_ms_nn.Cell):
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, if `x`
             is 0-d, if the shape of `target` differs from that of `x`, or if `weight` can
             not be broadcast to it.
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS

@@ -203,6 +203,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``.
         ValueError: If the shape of `target` differs from the shape of `input`.
         ValueError: If `weight` or `pos_weight` can not be broadcast to the shape of `input`.
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS
@@ -280,6 +281,7 @@ class BCEWithLogitsLoss(_ms_nn.Cell):
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, if
             `label`'s shape differs from `logits`'s, or if `weight` or `pos_weight` can
             not be broadcast to it.
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS
@@ -384,6 +386,7 @@ def binary_cross_entropy(logits, labels, weight=None, reduction='mean', *, label
         RuntimeError: If an element of `logits` is outside [0, 1] (NaN excepted: it gives NaN),
             naming the first such value and its flat index: when the result is read
             (PyNative) or at the step (graph mode).
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS
@@ -446,6 +449,7 @@ class BinaryCrossEntropy(_ms_nn.Cell):
         RuntimeError: If an element of `logits` is outside [0, 1] (NaN excepted: it gives NaN),
             naming the first such value and its flat index: when the result is read
             (PyNative) or at the step (graph mode).
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS
@@ -547,6 +551,7 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction='none',
         ValueError: If the shape of `targets` differs from that of `inputs`, or `weight` or
             `pos_weight` can not be broadcast to it.
         RuntimeError: On Ascend (no kernel yet).
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS_NO_ASCEND
@@ -626,6 +631,7 @@ class SigmoidCrossEntropyWithLogits(_ms_nn.Cell):
         TypeError: If `logits` or `label` is not a Tensor, or its dtype is not float16,
             float32 or bfloat16.
         ValueError: If the shape of `label` differs from the shape of `logits`.
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS
@@ -753,6 +759,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean', *,
         ValueError: If `input` is 0-d.
         ValueError: If the shape of `target` differs from the shape of `input`, or
             `weight` can not be broadcast to it.
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS

@@ -317,3 +317,8 @@ def test_every_loss_documents_its_options(name):
     else:
         assert "mask (Tensor, optional)" in obj.__doc__ and "mask" in inspect.signature(obj).parameters, name
     assert not re.search(r"^\s*MASK(_INPUT)?\s*$", obj.__doc__, re.M), name
+    # and their errors, in "Raises:"
+    raises = obj.__doc__.split("Raises:")[1].split("Supported Platforms:")[0]
+    assert "TypeError: If `label_smoothing` is a bool or not a number, or `mask`" in raises, name
+    assert "ValueError: If `label_smoothing` is outside [0, 1]" in raises, name
+    assert "OPTIONS_RAISES" not in obj.__doc__, name

@@ -25,8 +25,9 @@ underflows float32's normal range (huge targets or weights), the expected
 value is the rule evaluated in float32 (``reference.bce_expected``);
 elsewhere it is the float64 reference, within the same bars.  This file: the
 value, shape and case strategies, the calls through each public name, and
-the five test families (logits, BCELoss, invalid arguments, chunked sizes,
-graph mode) with the check of the oracle's rounding.
+the six test families (logits, BCELoss, invalid arguments, chunked sizes,
+graph mode, the options: label smoothing, mask and 'weighted_mean' on the
+logits, focal and BCELoss families) with the check of the oracle's rounding.
 """
 import collections
 import math
@@ -64,6 +65,7 @@ EXAMPLES = {
     "invalid": {"quick": 200, "long": 27000},
     "chunked": {"quick": 3, "long": 400},
     "graph": {"quick": 4, "long": 300},
+    "options": {"quick": 150, "long": 30000},
 }
 
 # examples each test actually ran (shrinking included), for the terminal summary
@@ -724,3 +726,150 @@ def test_graph_mode_matches_reference(case, reduction, family, path):
         check_close(out, expected, dt, reduced_tol(expected, sum_scale(scale, reduction, n), dt), "graph loss",
                     skips[0].any())
     check_close(dx, want_dx, dt, elementwise_tol(dx_scale, dt), "graph dx", skips[1])
+
+
+# ------------------------------------------------------------- the options ---
+
+FOCAL_GAMMAS = [0.0, 0.5, 1.0, 2.0, 5.0]
+FOCAL_ALPHAS = [-1.0, 0.25]
+# values a dropped element may hold: it must change nothing
+DROPPED_SPECIALS = _f32([NAN, INF, -INF, 3e38, -3e38])
+OPTION_TOLS = {"float32": 3e-5, "float16": 4e-3, "bfloat16": 3e-2}
+# half the spacing of each dtype's subnormals: a result there is within it
+OPTION_FLOOR = {"float32": 2 ** -150, "float16": 2 ** -25, "bfloat16": 2 ** -134}
+
+
+@st.composite
+def option_cases(draw):
+    """A loss family (logits, focal with its gamma and alpha, BCELoss), a shape
+    (zero-size too), a mask of any broadcast shape keeping none, some or all,
+    a weight (sometimes all zero) and pos_weight of any broadcast shape, the
+    label smoothing at 0, at 1 or between, every reduction, a dtype."""
+    family = draw(st.sampled_from(["logits", "focal", "bce"]))
+    x_shape = draw(input_shapes(max_rank=3))
+    m_shape = draw(broadcast_shapes(x_shape))
+    w_shape = draw(st.none() | broadcast_shapes(x_shape))
+    p_shape = None if family == "bce" else draw(st.none() | broadcast_shapes(x_shape))
+    return {
+        "family": family, "x_shape": x_shape, "m_shape": m_shape, "w_shape": w_shape, "p_shape": p_shape,
+        "kept": draw(st.sampled_from([0.0, 0.5, 1.0])),
+        "zero_weight": w_shape is not None and draw(st.booleans()),
+        "eps": draw(st.sampled_from([0.0, 1.0]) | st.floats(0.0, 1.0, width=32)),
+        "reduction": draw(st.sampled_from(["none", "mean", "sum", "weighted_mean"])),
+        "dtype": draw(st.sampled_from(["float32", "float16"] + ["bfloat16"] * (family != "bce"))),
+        "gamma": draw(st.sampled_from(FOCAL_GAMMAS)), "alpha": draw(st.sampled_from(FOCAL_ALPHAS)),
+        "seed": draw(st.integers(0, 2 ** 32 - 1)),
+    }
+
+
+def _option_loss(case):
+    """The case's public function with its options, for ms.value_and_grad."""
+    family, reduction, eps = case["family"], case["reduction"], case["eps"]
+
+    def logits(x, y, m, w=None, p=None):
+        return ms_bce.ops.binary_cross_entropy_with_logits(x, y, w, p, reduction, label_smoothing=eps, mask=m)
+
+    def focal(x, y, m, w=None, p=None):
+        return ms_bce.ops.sigmoid_focal_loss(x, y, case["alpha"], case["gamma"], reduction, weight=w, pos_weight=p,
+                                             label_smoothing=eps, mask=m)
+
+    def bce(x, y, m, w=None):
+        return ms_bce.ops.binary_cross_entropy(x, y, w, reduction, label_smoothing=eps, mask=m)
+
+    return {"logits": logits, "focal": focal, "bce": bce}[family]
+
+
+def _option_reference(case, x, y, w, p, keep):
+    """(value, [dx, dy, dw, dp]) in float64: the loss at the smoothed target
+    (rounded to the dtype, as the kernels round it) over the kept elements,
+    dropped ones standing in as 1/2; each gradient 0 where dropped, dY times
+    1 - eps, and weighted_mean's quotient-rule term in dW."""
+    family, reduction, eps, dt = case["family"], case["reduction"], float(case["eps"]), DTYPES[case["dtype"]]
+    ys = to_f64(tensor((y * (1.0 - eps) + 0.5 * eps).astype(np.float32), dt))
+    xs, ys = np.where(keep, x, 0.5), np.where(keep, ys, 0.5)
+    k = keep.astype(np.float64)
+    wb = np.broadcast_to(1.0 if w is None else w, x.shape)
+    ws = None if w is None else np.where(keep, wb, 1.0)
+    ps = None if p is None else np.where(keep, np.broadcast_to(p, x.shape), 1.0)
+    if family == "logits":
+        elementwise = ref.bce_with_logits(xs, ys, ws, ps, "none")
+    elif family == "focal":
+        elementwise = ref.sigmoid_focal(xs, ys, ws, ps, case["alpha"], case["gamma"], "none")
+    else:
+        elementwise = ref.bce(xs, ys, ws, "none")
+    elementwise = elementwise * k
+    denominator = {"none": 1.0, "sum": 1.0, "mean": k.sum(), "weighted_mean": (wb * k).sum()}[reduction]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = elementwise if reduction == "none" else elementwise.sum() / denominator
+    g = k * (1.0 if reduction == "none" else 1.0 / denominator)
+    if family == "logits":
+        grads = list(ref.bce_with_logits_grads(xs, ys, ws, ps, "none", g))
+    elif family == "focal":
+        grads = list(ref.sigmoid_focal_grads(xs, ys, ws, ps, case["alpha"], case["gamma"], "none", g))
+    else:
+        grads = list(ref.bce_grads(xs, ys, ws, "none", g)) + [None]
+    grads = [None if v is None else v * k for v in grads]  # a full-size dW/dP before its sum
+    sizes = [None if v is None else np.max(np.abs(v), initial=0.0) for v in grads]  # what the bars are relative to
+    if w is not None:  # the per-element dW (ref sums to the stand-ins' full shape) back to w's shape
+        grads[2] = ref.reduce_to_shape(grads[2], np.shape(w))
+        sizes[2] = np.max(np.abs(grads[2]), initial=0.0)
+        if reduction == "weighted_mean":  # d/dW of 1 / sum(W M), nearly cancelling the first term
+            quotient = elementwise.sum() / denominator ** 2 * ref.reduce_to_shape(k, np.shape(w))
+            grads[2] = grads[2] - quotient
+            sizes[2] = max(sizes[2], np.max(np.abs(quotient), initial=0.0))
+    if p is not None:
+        grads[3] = ref.reduce_to_shape(grads[3], np.shape(p))
+        sizes[3] = np.max(np.abs(grads[3]), initial=0.0)
+    grads[1] = grads[1] * (1.0 - eps)
+    return value, grads, sizes
+
+
+@profile_settings("options")
+@given(case=option_cases(), path=st.sampled_from(["avx2", "scalar"]), threads=st.sampled_from([1, 2]))
+def test_options_match_reference(case, path, threads):
+    """label_smoothing, mask and reduction='weighted_mean' on the logits loss, the
+    focal loss (gamma in {0, 0.5, 1, 2, 5}, alpha in {-1, 0.25}) and BCELoss,
+    both SIMD paths, 1 or 2 threads: NaN, inf and huge values wherever an
+    element is dropped change nothing; the value and every gradient as the
+    float64 reference; NaN for a mean over nothing (kept or weighted)."""
+    RAN["options"] += 1
+    set_path(path, threads)
+    rng = np.random.default_rng(case["seed"])
+    family, shape, dt = case["family"], case["x_shape"], DTYPES[case["dtype"]]
+    keep_small = rng.random(case["m_shape"]) < case["kept"]
+    keep = np.broadcast_to(keep_small, shape)
+    drop = ~keep
+
+    def operand(op_shape, lo, hi):
+        a = rng.uniform(lo, hi, op_shape).astype(np.float32)
+        if tuple(op_shape) == tuple(shape):  # full-size: anything where dropped
+            a[drop] = rng.choice(np.float32(DROPPED_SPECIALS), int(drop.sum()))
+        return a
+
+    x = operand(shape, 0.02, 0.98) if family == "bce" else operand(shape, -12.0, 12.0)
+    y = operand(shape, 0.0, 1.0)
+    w = None if case["w_shape"] is None else operand(case["w_shape"], 0.0, 2.0)
+    if w is not None and case["zero_weight"]:
+        w = np.zeros_like(w)
+    p = None if case["p_shape"] is None else operand(case["p_shape"], 0.5, 3.0)
+    tx, ty = tensor(x, dt), tensor(y, dt)
+    tw = None if w is None else tensor(w, dt)
+    tp = None if p is None else tensor(p, dt)
+    args = [tx, ty, Tensor(keep_small)] + ([] if tw is None and tp is None else [tw]) + ([] if tp is None else [tp])
+    positions = (0, 1) + ((3,) if tw is not None else ()) + ((4,) if tp is not None else ())
+    value, got = ms.value_and_grad(_option_loss(case), grad_position=positions)(*args)
+    want, want_grads, sizes = _option_reference(case, to_f64(tx), to_f64(ty), None if tw is None else to_f64(tw),
+                                         None if tp is None else to_f64(tp), keep)
+    note(f"want {want}, got {to_f64(value)}")
+    tol, floor = OPTION_TOLS[case["dtype"]], OPTION_FLOOR[case["dtype"]]
+    np.testing.assert_allclose(to_f64(value), want, rtol=tol, atol=tol * np.max(np.abs(want), initial=0.0) + floor)
+    assert value.dtype == dt
+    if np.ndim(want) == 0 and np.isnan(want):
+        return  # a mean over nothing: NaN, its gradients with it
+    wanted = [0, 1] + [2] * (tw is not None) + [3] * (tp is not None)
+    for k, (g, j) in enumerate(zip(got, wanted)):
+        g = to_f64(g)
+        np.testing.assert_allclose(g, want_grads[j], rtol=tol, atol=tol * sizes[j] + floor,
+                                   err_msg=f"gradient {positions[k]}")
+        if k < 2:  # dX, dY: exactly +0 wherever dropped
+            assert not np.any(g[drop]) and not np.any(np.signbit(g[drop])), f"gradient {positions[k]}"

@@ -21,6 +21,7 @@
 //   dL/dp = W [ (1 - Y) / b - Y / a ]     (finite at p = 0 and 1: +-1/eps)
 //   dL/dY = W [ log(b) - log(a) ]          (finite at p = 0 and 1)
 //   dL/dW = -[ Y log(a) + (1 - Y) log(b) ]
+#include "inputs_avx2.h"
 #include "loss_driver.h"
 
 namespace ms_bce {
@@ -42,17 +43,20 @@ void Bce::forward_avx2(const Segment<T> &s) {
   using namespace avx2;
   const __m256 one = splat(1.0f), eps = splat(element::Bce::eps());
   __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  const Inputs<T, HW, HP> in(s);
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
-    const __m256 p = load_n(s.x + i, m), y = load_n(s.y + i, m);
+    const Lanes v = in.load(i, m);
+    const __m256 p = v.x, y = v.y;
     const __m256 la = log_via_double(_mm256_add_ps(p, eps));
     const __m256 lb = log_via_double(_mm256_add_ps(_mm256_sub_ps(one, p), eps));
     const __m256 omy = _mm256_sub_ps(one, y);
     __m256 ll = _mm256_add_ps(_mm256_mul_ps(y, la), _mm256_mul_ps(omy, lb));
-    __m256 l = HW ? neg(_mm256_mul_ps(load_operand(s.w_native, s.w, i, m), ll)) : neg(ll);
+    __m256 l = HW ? neg(_mm256_mul_ps(v.w, ll)) : neg(ll);
     if (any(is_nan(l))) {
       ll = _mm256_add_ps(mul0(y, la), mul0(omy, lb));
-      l = HW ? neg(mul0(load_operand(s.w_native, s.w, i, m), ll)) : neg(ll);
+      l = HW ? neg(mul0(v.w, ll)) : neg(ll);
     }
+    l = in.kept(v, l);
     if (s.out) store_n(s.out + i, l, m);
     else accumulate(&lo, &hi, m == kLanes ? l : select(lane_mask(m), l, _mm256_setzero_ps()));
   });
@@ -64,10 +68,11 @@ void Bce::backward_avx2(const Segment<T> &s) {
   using namespace avx2;
   constexpr bool kDx = kOut & kGradInput, kDy = kOut & kGradTarget, kDw = HW && (kOut & kGradWeight);
   const __m256 one = splat(1.0f), eps = splat(element::Bce::eps());
+  const Inputs<T, HW, HP> in(s);
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
-    const __m256 p = load_n(s.x + i, m), y = load_n(s.y + i, m);
-    const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : one;
-    const __m256 g = s.g ? load_n(s.g + i, m) : splat(static_cast<float>(s.g_scalar));
+    const Lanes v = in.load(i, m);
+    const __m256 p = v.x, y = v.y, w = v.w;
+    const __m256 g = s.g ? in.gradient(v, i, m) : splat(static_cast<float>(s.g_scalar));
     const __m256 a = _mm256_add_ps(p, eps), b = _mm256_add_ps(_mm256_sub_ps(one, p), eps);
     const __m256 omy = _mm256_sub_ps(one, y);
     __m256 ra, rb, la, lb, dx, dy, dw;
@@ -95,9 +100,9 @@ void Bce::backward_avx2(const Segment<T> &s) {
       if constexpr (kDy) dy = mul0(g, mul0(w, _mm256_sub_ps(lb, la)));
       if constexpr (kDw) dw = neg(mul0(g, _mm256_add_ps(mul0(y, la), mul0(omy, lb))));
     }
-    if constexpr (kDx) store_n(s.dx + i, dx, m);
-    if constexpr (kDy) store_n(s.dy + i, dy, m);
-    if constexpr (kDw) store_pd_n(s.dw + i, low_pd(dw), high_pd(dw), m);
+    if constexpr (kDx) store_n(s.dx + i, in.kept(v, dx), m);
+    if constexpr (kDy) store_n(s.dy + i, in.target_gradient(v, dy), m);
+    if constexpr (kDw) store_pd_n(s.dw + i, low_pd(in.kept(v, dw)), high_pd(in.kept(v, dw)), m);
   });
 }
 

@@ -4,6 +4,7 @@
 //   L  = W * [ (1 - Y) * sp(X) + P * Y * sp(-X) ],  sp(z) = max(z, 0) + log1p(exp(-|z|))
 // which keeps full relative accuracy in both tails, unlike the seeds'
 // (1 - Y) X + (1 + (P - 1) Y) sp(-X).
+#include "inputs_avx2.h"
 #include "lanes_avx2.h"
 #include "loss_driver.h"
 
@@ -164,10 +165,10 @@ void BceWithLogits::forward_avx2(const Segment<T> &s) {
   // (3 roundings: within 3 * 2^-24 of the terms' size, well inside 1e-6)
   __m256 pending = zero;
   int n_pending = 0;
+  const Inputs<T, HW, HP> in(s);
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
-    const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
-    const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : splat(1.0f);
-    const __m256 p = HP ? load_operand(s.p_native, s.p, i, m) : splat(1.0f);
+    const Lanes v = in.load(i, m);
+    const __m256 x = v.x, y = v.y, w = v.w, p = v.p;
     __m256 r = zero;
     bool in_double = s.precise;
     if (!in_double) {
@@ -178,8 +179,9 @@ void BceWithLogits::forward_avx2(const Segment<T> &s) {
                                           _mm256_and_ps(logits_avx2::is_zero(w), logits_avx2::is_zero(r)));
     }
     if (in_double) {
-      const __m256d lo = logits_avx2::loss_precise(low_pd(x), low_pd(y), low_pd(w), low_pd(p), HW);
-      const __m256d hi = logits_avx2::loss_precise(high_pd(x), high_pd(y), high_pd(w), high_pd(p), HW);
+      __m256d lo = logits_avx2::loss_precise(low_pd(x), low_pd(y), low_pd(w), low_pd(p), HW);
+      __m256d hi = logits_avx2::loss_precise(high_pd(x), high_pd(y), high_pd(w), high_pd(p), HW);
+      in.kept(v, &lo, &hi);
       if (s.out) {
         store_n(s.out + i, to_ps(lo, hi), m);
       } else if (m < kLanes) {  // padded lanes do not count
@@ -191,6 +193,7 @@ void BceWithLogits::forward_avx2(const Segment<T> &s) {
       }
       return;
     }
+    r = in.kept(v, r);
     if (s.out) {
       store_n(s.out + i, r, m);
       return;
@@ -217,11 +220,11 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
   const float g_scalar_head = static_cast<float>(s.g_scalar);
   const __m256 g_head = splat(g_scalar_head), g_tail = splat(static_cast<float>(s.g_scalar - g_scalar_head));
   const __m256 zero_mask = _mm256_setzero_ps(), one_mask = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  const Inputs<T, HW, HP> in(s);
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
-    const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
-    const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : one;
-    const __m256 p = HP ? load_operand(s.p_native, s.p, i, m) : one;
-    const __m256 g = s.g ? load_n(s.g + i, m) : g_head;
+    const Lanes v = in.load(i, m);
+    const __m256 x = v.x, y = v.y, w = v.w, p = v.p;
+    const __m256 g = s.g ? in.gradient(v, i, m) : g_head;
     // dX in float32, for the one-output gradient (graph mode's training step)
     // and the fused backward alike, so both give the same bits
     bool dx_done = false;
@@ -240,7 +243,7 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
         redo = redo_lanes(x, d, r_bad, _mm256_and_ps(zero_factor, is_zero(dx)));
       }
       if (!redo) {
-        store_n(s.dx + i, dx, m);
+        store_n(s.dx + i, in.kept(v, dx), m);
         dx_done = true;
       }
       if (kOut == kGradInput && dx_done) return;
@@ -265,11 +268,17 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
     logits_avx2::grads<kOut>(high_pd(x), high_pd(y), high_pd(w), high_pd(p), g_hi, e[1], r[1], l[1],
                              &dx[1], &dy[1], &dw[1], &dp[1]);
     if constexpr (kDx) {
-      if (!dx_done) store_n(s.dx + i, to_ps(dx[0], dx[1]), m);
+      if (!dx_done) store_n(s.dx + i, in.kept(v, to_ps(dx[0], dx[1])), m);
     }
-    if constexpr (kOut & kGradTarget) store_n(s.dy + i, to_ps(dy[0], dy[1]), m);
-    if constexpr (HW && (kOut & kGradWeight)) store_pd_n(s.dw + i, dw[0], dw[1], m);
-    if constexpr (HP && (kOut & kGradPosWeight)) store_pd_n(s.dp + i, dp[0], dp[1], m);
+    if constexpr (kOut & kGradTarget) store_n(s.dy + i, in.target_gradient(v, to_ps(dy[0], dy[1])), m);
+    if constexpr (HW && (kOut & kGradWeight)) {
+      in.kept(v, &dw[0], &dw[1]);
+      store_pd_n(s.dw + i, dw[0], dw[1], m);
+    }
+    if constexpr (HP && (kOut & kGradPosWeight)) {
+      in.kept(v, &dp[0], &dp[1]);
+      store_pd_n(s.dp + i, dp[0], dp[1], m);
+    }
   });
 }
 

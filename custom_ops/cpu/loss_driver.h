@@ -38,25 +38,25 @@ void operand_infos(const Shape *s, OperandInfo *w, OperandInfo *p, OperandInfo *
 inline double kept_count(const void *mask, const Shape &shape, int64_t n) {
   if (shape.numel == 0 || n == 0) return 0.0;
   const uint8_t *m = static_cast<const uint8_t *>(mask);
-  int64_t kept = 0;
+  int64_t kept = 0, i = 0;
 #if defined(MS_BCE_HAVE_AVX2_PATH)
-  if (simd_path() == SimdPath::kAvx2) {
-    kept = avx2::count_nonzero_bytes(m, shape.numel);
-  } else
-#endif
-  {
-    for (int64_t i = 0; i < shape.numel; ++i) kept += m[i] != 0;
+  if (simd_path() == SimdPath::kAvx2) {  // whole blocks of 32 bytes; the loop below takes the rest
+    i = shape.numel / 32 * 32;
+    kept = avx2::count_nonzero_bytes(m, i);
   }
+#endif
+  for (; i < shape.numel; ++i) kept += m[i] != 0;
   return static_cast<double>(kept) * static_cast<double>(n / shape.numel);
 }
 
-// A segment's forward: where a mask drops some of its elements (s.keep),
-// with the stand-in weight ChunkOperands made, whatever HW (a dropped
-// element's loss is 0 * finite: exactly 0, in a sum too); its 'none' values
-// set to 0 there as well.
+// A segment's forward.  On the portable path, where a mask drops some of
+// its elements (s.keep), with the stand-in weight ChunkOperands made,
+// whatever HW (a dropped element's loss is 0 * finite: exactly 0, in a sum
+// too), its 'none' values set to +0 there as well; the vector path does the
+// same in its lanes (inputs_avx2.h).
 template <class Loss, class T, bool HW, bool HP>
-void masked_forward_segment(const Segment<T> &s, bool vector) {
-  if (s.keep == nullptr) return forward_segment<Loss, T, HW, HP>(s, vector);
+void forward_segment_with_options(const Segment<T> &s, bool vector) {
+  if (s.keep == nullptr || vector) return forward_segment<Loss, T, HW, HP>(s, vector);
   forward_segment<Loss, T, true, HP>(s, vector);
   if (s.out) {
     for (int64_t i = 0; i < s.n; ++i) {
@@ -65,24 +65,21 @@ void masked_forward_segment(const Segment<T> &s, bool vector) {
   }
 }
 
-// A segment's backward, likewise: each dropped element's gradients (and its
-// weight/pos_weight contributions) set to 0, whatever the stand-ins gave and
-// whatever the incoming gradient holds there.
+// A segment's backward, likewise: on the portable path each dropped
+// element's gradients (and its weight/pos_weight contributions) set to +0,
+// whatever the stand-ins gave and whatever the incoming gradient holds there
+// (g_kept), and with label smoothing the target's gradient scaled.
 template <class Loss, class T, bool HW, bool HP, int kOut>
-void masked_backward_segment(const Segment<T> &s, bool vector) {
-  if (s.keep == nullptr) return backward_segment<Loss, T, HW, HP, kOut>(s, vector);
-  backward_segment<Loss, T, true, HP, kOut>(s, vector);
-#if defined(MS_BCE_HAVE_AVX2_PATH)
-  if (simd_path() == SimdPath::kAvx2) {  // the same +0s as the loop, without a branch an element
-    for (T *v : {s.dx, s.dy}) {
-      if (v) avx2::zero_dropped(v, s.keep, s.n);
-    }
-    for (double *v : {s.dw, s.dp}) {
-      if (v) avx2::zero_dropped(v, s.keep, s.n);
-    }
-    return;
+void backward_segment_with_options(Segment<T> s, bool vector, T *g_kept, double eps) {
+  if (vector) return backward_segment<Loss, T, HW, HP, kOut>(s, vector);
+  if (s.keep && s.g) {  // a dropped element's incoming gradient: 0 (it may be inf)
+    for (int64_t i = 0; i < s.n; ++i) g_kept[i] = s.keep[i] != 0.0f ? s.g[i] : store_as<T>(0.0);
+    s.g = g_kept;
   }
-#endif
+  if (s.keep == nullptr) backward_segment<Loss, T, HW, HP, kOut>(s, vector);
+  else backward_segment<Loss, T, true, HP, kOut>(s, vector);
+  if (s.dy && eps != 0.0) scale_target_gradient(s.dy, s.n, eps);
+  if (s.keep == nullptr) return;
   const T zero = store_as<T>(0.0);
   for (int64_t i = 0; i < s.n; ++i) {
     if (s.keep[i] != 0.0f) continue;
@@ -119,16 +116,16 @@ int forward(int nparam, void **params, int *ndims, int64_t **shapes, const char 
       const int st = run_chunks(chunks, [&](int64_t c) {
         int64_t begin, end;
         chunk_range(n, chunks, c, &begin, &end);
-        ChunkOperands<T, HW, HP, HM> in(params, wi, pi, eps, &mi);
+        ChunkOperands<T, HW, HP, HM> in(params, wi, pi, eps, vector, &mi);
         double chunk_sum = 0.0;  // this thread's own, stored once: partial[] shares cache lines between threads
         for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
-          Segment<T> s = in.segment(f0, end, vector);
+          Segment<T> s = in.segment(f0, end);
           if (!domain.segment_ok(c, x, f0, s.n, s.keep)) break;
           s.theta = theta;
           if (R == Reduction::kNone) s.out = out + f0;
           else s.sum = &chunk_sum;
           s.precise = R != Reduction::kNone && n <= kPreciseReductionMax;
-          masked_forward_segment<Loss, T, HW, HP>(s, vector);
+          forward_segment_with_options<Loss, T, HW, HP>(s, vector);
         }
         partial[c] = chunk_sum;
       });
@@ -199,27 +196,22 @@ int backward(int nparam, void **params, int *ndims, int64_t **shapes, const char
       const int st = run_chunks(chunks, [&](int64_t c) {
         int64_t begin, end;
         chunk_range(n, chunks, c, &begin, &end);
-        ChunkOperands<T, HW, HP, HM> in(params, wi, pi, eps, &mi);
+        ChunkOperands<T, HW, HP, HM> in(params, wi, pi, eps, vector, &mi);
         if (!wsum.empty()) wsum[c] = chunk_gradient(wi, begin, end);
         if (!psum.empty()) psum[c] = chunk_gradient(pi, begin, end);
         double cw[kSegment], cp[kSegment];
-        std::vector<T> g_kept(HM && R == Reduction::kNone ? kSegment : 0);
+        std::vector<T> g_kept(HM && R == Reduction::kNone && !vector ? kSegment : 0);
         for (int64_t f0 = begin; f0 < end; f0 += kSegment) {
-          Segment<T> s = in.segment(f0, end, vector);
+          Segment<T> s = in.segment(f0, end);
           if (!domain.segment_ok(c, x, f0, s.n, s.keep)) return;
           s.theta = theta;
           if (R == Reduction::kNone) s.g = dout + f0;
-          if (HM && R == Reduction::kNone && s.keep) {  // a dropped element's incoming gradient: 0 (it may be inf)
-            for (int64_t i = 0; i < s.n; ++i) g_kept[i] = s.keep[i] != 0.0f ? s.g[i] : store_as<T>(0.0);
-            s.g = g_kept.data();
-          }
           s.g_scalar = g_all;
           if (dx) s.dx = dx + f0;
           if (dy) s.dy = dy + f0;
           if (dw) s.dw = cw;
           if (dp) s.dp = cp;
-          masked_backward_segment<Loss, T, HW, HP, kOut>(s, vector);
-          if (dy && eps != 0.0) scale_target_gradient(s.dy, s.n, eps);
+          backward_segment_with_options<Loss, T, HW, HP, kOut>(s, vector, g_kept.data(), eps);
           if (dw) {
             if (wi.kind == OperandKind::kFull) store_contributions(dw + f0, cw, s.n, vector);
             else add_contributions(wi, cw, f0, s.n, &wsum[c]);

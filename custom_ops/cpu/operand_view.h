@@ -50,15 +50,16 @@ class OperandView {
         if constexpr (std::is_same<T, float>::value) {
           return data_ + f0;
         } else {
+          int64_t i = 0;
 #if defined(MS_BCE_HAVE_AVX2_PATH)
           if constexpr (std::is_same<T, uint8_t>::value) {  // a mask's bytes, the same values either way
-            if (simd_path() == SimdPath::kAvx2) {
-              avx2::mask_to_floats(data_ + f0, buf_.data(), n);
-              return buf_.data();
+            if (simd_path() == SimdPath::kAvx2) {  // whole vectors; the loop below takes the rest
+              i = n / avx2::kLanes * avx2::kLanes;
+              avx2::mask_to_floats(data_ + f0, buf_.data(), i);
             }
           }
 #endif
-          for (int64_t i = 0; i < n; ++i) buf_[i] = to_float(data_[f0 + i]);
+          for (; i < n; ++i) buf_[i] = to_float(data_[f0 + i]);
           return buf_.data();
         }
       case OperandKind::kGeneral:
@@ -154,78 +155,70 @@ inline void fold_periodic(const OperandInfo &info, ChunkGradient *g) {
 }
 
 // One chunk's inputs: x, y and views of weight/pos_weight (and the mask)
-// where present; with label smoothing (eps != 0), y's smoothed values
-// (params.h's smooth_target, rounded once to T) in a buffer of the chunk's
-// own.  With a mask, a segment that drops elements gets stand-ins there:
-// x = y = 1/2, pos_weight 1 and weight 0 (a buffer of its own, with the
-// weight's values elsewhere), so that a dropped element's loss is exactly
-// 0 * (a finite value) whatever the tensors hold, and keep marks them for
-// the driver, which zeroes their gradients (masked_segment).
+// where present.  On the vector path a segment carries the label smoothing
+// and the mask's 1/0 values (Segment::eps, keep) for the policy's lanes
+// (inputs_avx2.h).  On the portable path, with label smoothing (eps != 0),
+// y's smoothed values (params.h's smooth_target, rounded once to T) are in a
+// buffer of the chunk's own; and a segment that drops elements gets
+// stand-ins there: x = y = 1/2, pos_weight 1 and weight 0 (a buffer of its
+// own, with the weight's values elsewhere), so that a dropped element's
+// loss is exactly 0 * (a finite value) whatever the tensors hold, and keep
+// marks them for the driver, which zeroes their gradients
+// (backward_segment_with_options).
 template <class T, bool HW, bool HP, bool HM = false>
 class ChunkOperands {
  public:
-  ChunkOperands(void **params, const OperandInfo &wi, const OperandInfo &pi, double eps,
+  ChunkOperands(void **params, const OperandInfo &wi, const OperandInfo &pi, double eps, bool vector,
                 const OperandInfo *mi = nullptr)
-      : x_(static_cast<const T *>(params[0])), y_(static_cast<const T *>(params[1])), eps_(eps) {
+      : x_(static_cast<const T *>(params[0])), y_(static_cast<const T *>(params[1])), eps_(eps), vector_(vector) {
     constexpr OperandSet kOps{HW, HP, 0, HM};
     if (HW) w_.emplace(static_cast<const T *>(params[kOps.weight()]), wi);
     if (HP) p_.emplace(static_cast<const T *>(params[kOps.pos_weight()]), pi);
-    if (HM) {
-      m_.emplace(static_cast<const uint8_t *>(params[kOps.mask()]), *mi);
+    if (HM) m_.emplace(static_cast<const uint8_t *>(params[kOps.mask()]), *mi);
+    if (HM && !vector) {
       xs_.resize(kSegment);
       ys_.resize(kSegment);
       ws_.resize(kSegment);
       if (HP) ps_.resize(kSegment);
     }
-    if (eps != 0.0) smoothed_.resize(kSegment);
+    if (eps != 0.0 && !vector) smoothed_.resize(kSegment);
   }
 
   // The segment of flat indices [f0, min(f0 + kSegment, end)) with its inputs
   // set (weight/pos_weight: their own storage where full-size on the vector
   // path, else the views' float32 values), for either driver.
-  Segment<T> segment(int64_t f0, int64_t end, bool vector) {
+  Segment<T> segment(int64_t f0, int64_t end) {
     Segment<T> s;
     s.n = std::min(kSegment, end - f0);
     s.x = x_ + f0;
     s.y = y_ + f0;
-    if (!smoothed_.empty()) {
-#if defined(MS_BCE_HAVE_AVX2_PATH)
-      if (simd_path() == SimdPath::kAvx2) {  // the same bits as the loop: any loss, either path
-        avx2::smooth_targets(s.y, smoothed_.data(), s.n, eps_);
-      } else
-#endif
-      {
-        for (int64_t i = 0; i < s.n; ++i) smoothed_[i] = store_as<T>(smooth_target(to_float(s.y[i]), eps_));
+    const float *keep = HM ? m_->segment(f0, s.n) : nullptr;
+    if (vector_ || keep == nullptr || std::find(keep, keep + s.n, 0.0f) == keep + s.n) {
+      // the vector path, or nothing dropped
+      if (HW && !(vector_ && (s.w_native = w_->native(f0)))) s.w = w_->segment(f0, s.n);
+      if (HP && !(vector_ && (s.p_native = p_->native(f0)))) s.p = p_->segment(f0, s.n);
+      if (vector_) {
+        s.keep = keep;
+        s.eps = eps_;
+        return s;
       }
+      keep = nullptr;
+    }
+    if (!smoothed_.empty()) {
+      for (int64_t i = 0; i < s.n; ++i) smoothed_[i] = store_as<T>(smooth_target(to_float(s.y[i]), eps_));
       s.y = smoothed_.data();
     }
-    const float *keep = nullptr;
-    if constexpr (HM) {
-      keep = m_->segment(f0, s.n);
-      if (std::find(keep, keep + s.n, 0.0f) == keep + s.n) keep = nullptr;  // all kept: as without a mask
-    }
-    if (keep == nullptr) {
-      if (HW && !(vector && (s.w_native = w_->native(f0)))) s.w = w_->segment(f0, s.n);
-      if (HP && !(vector && (s.p_native = p_->native(f0)))) s.p = p_->segment(f0, s.n);
-      return s;
-    }
+    if (keep == nullptr) return s;
     // stand-ins where dropped
     const float *w = HW ? w_->segment(f0, s.n) : nullptr;
     const float *p = HP ? p_->segment(f0, s.n) : nullptr;
-#if defined(MS_BCE_HAVE_AVX2_PATH)
-    if (simd_path() == SimdPath::kAvx2) {  // the same values as the loop
-      avx2::stand_ins<T, HW, HP>(s.n, keep, s.x, s.y, w, p, xs_.data(), ys_.data(), ws_.data(), ps_.data());
-    } else
-#endif
-    {
-      const T half = store_as<T>(0.5);
-      for (int64_t i = 0; i < s.n; ++i) {
-        const bool k = keep[i] != 0.0f;
-        xs_[i] = k ? s.x[i] : half;
-        ys_[i] = k ? s.y[i] : half;
-        ws_[i] = k ? (HW ? w[i] : 1.0f) : 0.0f;
-        if (HP) ps_[i] = k ? p[i] : 1.0f;
-      }
+    const T half = store_as<T>(0.5);
+    for (int64_t i = 0; i < s.n; ++i) {
+      const bool k = keep[i] != 0.0f;
+      xs_[i] = k ? s.x[i] : half;
+      ys_[i] = k ? s.y[i] : half;
+      ws_[i] = k ? (HW ? w[i] : 1.0f) : 0.0f;
+      if (HP) ps_[i] = k ? p[i] : 1.0f;
     }
     s.x = xs_.data();
     s.y = ys_.data();
@@ -238,6 +231,7 @@ class ChunkOperands {
  private:
   const T *x_, *y_;
   double eps_;
+  bool vector_;
   std::vector<T> smoothed_;
   std::optional<OperandView<T>> w_, p_;
   std::optional<OperandView<uint8_t>> m_;
@@ -245,13 +239,11 @@ class ChunkOperands {
   std::vector<float> ws_, ps_;
 };
 
-// With label smoothing the target's gradient is the plain one at the
-// smoothed target times dY'/dY = 1 - eps: scaled in place (a second rounding).
+// The portable path's target gradient with label smoothing: the plain one
+// at the smoothed target times dY'/dY = 1 - eps, scaled in place (a second
+// rounding; the vector path scales in its lanes, the same bits).
 template <class T>
 void scale_target_gradient(T *dy, int64_t n, double eps) {
-#if defined(MS_BCE_HAVE_AVX2_PATH)
-  if (simd_path() == SimdPath::kAvx2) return avx2::scale_values(dy, n, 1.0 - eps);  // the same bits
-#endif
   for (int64_t i = 0; i < n; ++i) dy[i] = store_as<T>(static_cast<double>(to_float(dy[i])) * (1.0 - eps));
 }
 

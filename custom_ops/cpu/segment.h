@@ -67,10 +67,14 @@ struct Segment {
   double *sum = nullptr;
   bool precise = false;  // a reduction small enough (kPreciseReductionMax) to compute each element in double
   const float *theta = nullptr;  // the loss's scalar parameters (kParams of them; nullptr: none)
-  // the driver's own: 1/0 per element where a mask drops some of the
-  // segment's elements (nullptr: all kept), whose inputs are then neutral
-  // stand-ins with weight 0 (ChunkOperands); a policy never reads it
+  // The drivers' element options.  keep: 1/0 per element where a mask
+  // drops elements (nullptr: all kept); eps: the label smoothing.  The
+  // vector path applies both in its lanes (inputs_avx2.h's Inputs: a policy
+  // reads its inputs through it and its results leave through kept()); on
+  // the portable path ChunkOperands has already made the smoothed targets
+  // and the dropped elements' stand-ins, and the driver zeroes their results.
   const float *keep = nullptr;
+  double eps = 0.0;
   // backward: the incoming gradient per element (g, 'none') or one value
   const T *g = nullptr;
   double g_scalar = 0.0;                 // 'mean': dout / numel, unrounded

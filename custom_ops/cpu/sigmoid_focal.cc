@@ -3,6 +3,7 @@
 // the portable path, are ../common/element_math.h's SigmoidFocal (shared with
 // the GPU), in double; its scalar parameters (alpha, gamma) arrive as the t
 // operand (../common/params.h, Segment::theta).
+#include "inputs_avx2.h"
 #include "lanes_avx2.h"
 #include "loss_driver.h"
 
@@ -93,10 +94,10 @@ void SigmoidFocal::forward_avx2(const Segment<T> &s) {
   const int gamma = whole_gamma(s.theta[1]);
   const double alpha = s.theta[0], gamma_d = s.theta[1];
   __m256d sum_lo = _mm256_setzero_pd(), sum_hi = _mm256_setzero_pd();
+  const Inputs<T, HW, HP> in(s);
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
-    const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
-    const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : splat(1.0f);
-    const __m256 p = HP ? load_operand(s.p_native, s.p, i, m) : splat(1.0f);
+    const Lanes v = in.load(i, m);
+    const __m256 x = v.x, y = v.y, w = v.w, p = v.p;
     __m256d l[2], bad[2];
     for (int h = 0; h < 2; ++h) {
       const __m256d xd = h ? high_pd(x) : low_pd(x), yd = h ? high_pd(y) : low_pd(y);
@@ -106,11 +107,12 @@ void SigmoidFocal::forward_avx2(const Segment<T> &s) {
     }
     if (focal_avx2::any_not_finite(x, l[0], l[1], bad[0], bad[1])) {  // rare: the portable path, lane by lane
       alignas(32) float xs[kLanes], ys[kLanes], ws[kLanes], ps[kLanes];
-      alignas(32) double v[kLanes];
+      alignas(32) double vs[kLanes];
       _mm256_store_ps(xs, x), _mm256_store_ps(ys, y), _mm256_store_ps(ws, w), _mm256_store_ps(ps, p);
-      for (int k = 0; k < kLanes; ++k) v[k] = k < m ? value(xs[k], ys[k], ws[k], ps[k], s.theta) : 0.0;
-      l[0] = _mm256_load_pd(v), l[1] = _mm256_load_pd(v + 4);
+      for (int k = 0; k < kLanes; ++k) vs[k] = k < m ? value(xs[k], ys[k], ws[k], ps[k], s.theta) : 0.0;
+      l[0] = _mm256_load_pd(vs), l[1] = _mm256_load_pd(vs + 4);
     }
+    in.kept(v, &l[0], &l[1]);
     if (s.out) {
       store_n(s.out + i, to_ps(l[0], l[1]), m);
     } else if (m < kLanes) {  // padded lanes do not count
@@ -132,11 +134,11 @@ void SigmoidFocal::backward_avx2(const Segment<T> &s) {
   const int gamma = whole_gamma(s.theta[1]);
   const double alpha = s.theta[0], gamma_d = s.theta[1], da = alpha >= 0.0 ? 2.0 * alpha - 1.0 : 0.0;
   const __m256d zero = _mm256_setzero_pd(), one = splat_pd(1.0);
+  const Inputs<T, HW, HP> in(s);
   for_each_vector(s.n, [&](int64_t i, int64_t m) __attribute__((always_inline)) {
-    const __m256 x = load_n(s.x + i, m), y = load_n(s.y + i, m);
-    const __m256 w = HW ? load_operand(s.w_native, s.w, i, m) : splat(1.0f);
-    const __m256 p = HP ? load_operand(s.p_native, s.p, i, m) : splat(1.0f);
-    const __m256 gf = s.g ? load_n(s.g + i, m) : splat(0.0f);
+    const Lanes v = in.load(i, m);
+    const __m256 x = v.x, y = v.y, w = v.w, p = v.p;
+    const __m256 gf = s.g ? in.gradient(v, i, m) : splat(0.0f);
     __m256d dx[2], dy[2], dw[2], dp[2];
     __m256d check[2] = {zero, zero};  // the sum of the wanted outputs: not finite where one is not
     __m256d bad[2];
@@ -195,10 +197,16 @@ void SigmoidFocal::backward_avx2(const Segment<T> &s) {
         dw[h] = _mm256_load_pd(vw + 4 * h), dp[h] = _mm256_load_pd(vp + 4 * h);
       }
     }
-    if constexpr (kDx) store_n(s.dx + i, to_ps(dx[0], dx[1]), m);
-    if constexpr (kDy) store_n(s.dy + i, to_ps(dy[0], dy[1]), m);
-    if constexpr (kDw) store_pd_n(s.dw + i, dw[0], dw[1], m);
-    if constexpr (kDp) store_pd_n(s.dp + i, dp[0], dp[1], m);
+    if constexpr (kDx) store_n(s.dx + i, in.kept(v, to_ps(dx[0], dx[1])), m);
+    if constexpr (kDy) store_n(s.dy + i, in.target_gradient(v, to_ps(dy[0], dy[1])), m);
+    if constexpr (kDw) {
+      in.kept(v, &dw[0], &dw[1]);
+      store_pd_n(s.dw + i, dw[0], dw[1], m);
+    }
+    if constexpr (kDp) {
+      in.kept(v, &dp[0], &dp[1]);
+      store_pd_n(s.dp + i, dp[0], dp[1], m);
+    }
   });
 }
 

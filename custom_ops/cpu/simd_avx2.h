@@ -249,108 +249,28 @@ inline void store_doubles(T *dst, const double *src, int64_t n) {
   for (; i < n; ++i) dst[i] = store_as<T>(src[i]);
 }
 
-// out[i] = store_as<T>(smooth_target(y[i], eps)) for i < n (params.h: one FMA
-// in double, rounded once as the scalar path rounds): label smoothing's
-// targets, 8 at a time (the scalar loop's libm fma cost 1 ns an element).
-template <class T>
-inline void smooth_targets(const T *y, T *out, int64_t n, double eps) {
-  const __m256d a = splat_pd(1.0 - eps), b = splat_pd(0.5 * eps);
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const __m256 v = load(y + i);
-    const __m256d lo = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), a, b);
-    const __m256d hi = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), a, b);
-    store(out + i, to_ps(lo, hi));
-  }
-  for (; i < n; ++i) out[i] = store_as<T>(smooth_target(to_float(y[i]), eps));
-}
-
-// The number of nonzero bytes of m[0 .. n): a mask's kept values, 32 at a time.
+// The number of nonzero bytes of m[0 .. n), n a multiple of 32: a mask's
+// kept values, 32 at a time.
 inline int64_t count_nonzero_bytes(const uint8_t *m, int64_t n) {
-  int64_t zeros = 0, i = 0;
+  int64_t zeros = 0;
   const __m256i zero = _mm256_setzero_si256();
-  for (; i + 32 <= n; i += 32) {
+  for (int64_t i = 0; i < n; i += 32) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(m + i));
     zeros += __builtin_popcount(static_cast<unsigned>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, zero))));
   }
-  for (; i < n; ++i) zeros += m[i] == 0;
   return n - zeros;
 }
 
-// keep[i] = 1.0f where m[i] != 0, else 0.0f, for i < n: a full-size mask's
-// bytes as ChunkOperands reads them, 8 at a time.
+// keep[i] = 1.0f where m[i] != 0, else 0.0f, for i < n, n a multiple of 8: a
+// full-size mask's bytes as the vector path reads them, 8 at a time.
 inline void mask_to_floats(const uint8_t *m, float *keep, int64_t n) {
   const __m256 one = _mm256_set1_ps(1.0f);
   const __m256i zero = _mm256_setzero_si256();
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
+  for (int64_t i = 0; i < n; i += kLanes) {
     const __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(m + i)));
     const __m256 dropped = _mm256_castsi256_ps(_mm256_cmpeq_epi32(bytes, zero));
     _mm256_storeu_ps(keep + i, _mm256_andnot_ps(dropped, one));
   }
-  for (; i < n; ++i) keep[i] = m[i] != 0 ? 1.0f : 0.0f;
-}
-
-// A masked segment's stand-ins (ChunkOperands), 8 at a time: where keep[i] is
-// 0, xs = ys = 1/2, ws = 0 and ps = 1; elsewhere x, y, w (1 without one) and p.
-// The same values as the scalar loop (a 16-bit T round-trips through float
-// exactly).
-template <class T, bool HW, bool HP>
-inline void stand_ins(int64_t n, const float *keep, const T *x, const T *y, const float *w, const float *p, T *xs,
-                      T *ys, float *ws, float *ps) {
-  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const __m256 k = _mm256_cmp_ps(_mm256_loadu_ps(keep + i), zero, _CMP_NEQ_OQ);
-    store(xs + i, _mm256_blendv_ps(half, load(x + i), k));
-    store(ys + i, _mm256_blendv_ps(half, load(y + i), k));
-    _mm256_storeu_ps(ws + i, _mm256_and_ps(k, HW ? _mm256_loadu_ps(w + i) : one));
-    if (HP) _mm256_storeu_ps(ps + i, _mm256_blendv_ps(one, _mm256_loadu_ps(p + i), k));
-  }
-  for (; i < n; ++i) {
-    const bool k = keep[i] != 0.0f;
-    xs[i] = k ? x[i] : store_as<T>(0.5);
-    ys[i] = k ? y[i] : store_as<T>(0.5);
-    ws[i] = k ? (HW ? w[i] : 1.0f) : 0.0f;
-    if (HP) ps[i] = k ? p[i] : 1.0f;
-  }
-}
-
-// v[i] = +0 where keep[i] is 0 (a masked segment's dropped gradients), 8 at a
-// time, without a branch per element; T a storage type or double.
-template <class T>
-inline void zero_dropped(T *v, const float *keep, int64_t n) {
-  const __m256 zero = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const __m256 k = _mm256_cmp_ps(_mm256_loadu_ps(keep + i), zero, _CMP_NEQ_OQ);
-    if constexpr (std::is_same<T, double>::value) {
-      const __m256d lo = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_castps_si128(_mm256_castps256_ps128(k))));
-      const __m256d hi = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_castps_si128(_mm256_extractf128_ps(k, 1))));
-      _mm256_storeu_pd(v + i, _mm256_and_pd(lo, _mm256_loadu_pd(v + i)));
-      _mm256_storeu_pd(v + i + 4, _mm256_and_pd(hi, _mm256_loadu_pd(v + i + 4)));
-    } else {
-      store(v + i, _mm256_and_ps(k, load(v + i)));
-    }
-  }
-  for (; i < n; ++i) {
-    if (keep[i] == 0.0f) v[i] = T{};
-  }
-}
-
-// v[i] = store_as<T>(v[i] * f) for i < n, the product in double (as the
-// scalar path): the smoothed target's gradient scaled by 1 - eps.
-template <class T>
-inline void scale_values(T *v, int64_t n, double f) {
-  const __m256d k = splat_pd(f);
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const __m256 x = load(v + i);
-    const __m256d lo = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), k);
-    const __m256d hi = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), k);
-    store(v + i, to_ps(lo, hi));
-  }
-  for (; i < n; ++i) v[i] = store_as<T>(static_cast<double>(to_float(v[i])) * f);
 }
 
 // Double lanes [0, m) of the low (first) and high (second) halves of 8.

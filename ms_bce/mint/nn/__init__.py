@@ -50,6 +50,7 @@ class BCEWithLogitsLoss(_LossCell):
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, if the
             shape of `target` differs from that of `input`, or if `weight` or `pos_weight`
             can not be broadcast to it.
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS
@@ -116,6 +117,7 @@ class BCELoss(_LossCell):
         RuntimeError: If an element of `input` is outside [0, 1] (NaN excepted: it gives NaN),
             naming the first such value and its flat index (as 'logits'): when the result is read
             (PyNative) or at the step (graph mode).
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS

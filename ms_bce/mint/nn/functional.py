@@ -48,6 +48,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction='mean
         ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``, if the
             shape of `target` differs from that of `input`, or if `weight` or `pos_weight`
             can not be broadcast to it.
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS
@@ -109,6 +110,7 @@ def binary_cross_entropy(input, target, weight=None, reduction='mean', *, label_
         RuntimeError: If an element of `input` is outside [0, 1] (NaN excepted: it gives NaN),
             naming the first such value and its flat index (as 'logits'): when the result is read
             (PyNative) or at the step (graph mode).
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS
