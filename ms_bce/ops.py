@@ -1086,7 +1086,7 @@ def linear_binary_cross_entropy_with_logits(input, weight, target, bias=None, po
     :math:`N = 8192, H = 512, C = 32768` (README, Benchmark): a small fraction of the
     composition's peak memory, for about one more matrix product of time.
 
-    `chunk_size` ``None`` takes the rule of :func:`ms_bce.ops.linear_chunk_rows`: the rows
+    `chunk_size` ``None`` takes the rule of ``ms_bce.ops.linear_chunk_rows``: the rows
     cut into :math:`k = \min(16, \lceil C / H \rceil, N)` chunks of equal size (the last
     one shorter), so that a chunk's logits are about the size of `input` itself, one chunk
     when :math:`C \le H` (the logits are then no larger than the input), and graph mode,
