@@ -857,8 +857,10 @@ class _LinearBCE(_ms_nn.Cell):
         self.zeros_like = _P.ZerosLike()
 
     def _logits(self, x, w, b, s, e, after):
-        """The chunk's inputs (rows s:e, sliced after `after` is computed) and logits."""
-        x_c = _ms_ops.depend(x[s:e], after)
+        """The chunk's inputs (rows s:e, sliced after `after` is computed) and logits.
+        The operand waits, not the slice (depend(x[s:e], after) lets graph mode make
+        every chunk's slice at the start: measured, every target slice alive at once)."""
+        x_c = _ms_ops.depend(x, after)[s:e]
         z = self.logits(x_c, w)
         if self.has_bias:
             z = _ms_ops.bias_add(z, b)
@@ -866,21 +868,23 @@ class _LinearBCE(_ms_nn.Cell):
 
     def _operands(self, z, y, p, m, s, e, after):
         """The BCE kernel's operands for rows s:e: (z, y_c[, p_c][, m_c], t)."""
-        y_c = _cast(_ms_ops.depend(y[s:e], after), z.dtype)
+        y_c = _cast(_ms_ops.depend(y, after)[s:e], z.dtype)
         operands = (z, y_c)
         if self.has_pos_weight:
-            operands = operands + ((p[s:e] if self.pos_weight_rows else p),)
+            operands = operands + ((_ms_ops.depend(p, after)[s:e] if self.pos_weight_rows else p),)
         if self.has_mask:
             operands = operands + (self._chunk_mask(m, s, e, after),)
         return operands + (self.t,)
 
     def _chunk_mask(self, m, s, e, after):
-        m_c = _ms_ops.depend(m[s:e], after) if self.mask_rows else m
+        m_c = _ms_ops.depend(m, after)[s:e] if self.mask_rows else m
         return _as_mask(m_c)
 
     def _kept(self, m_c, rows):
-        """Kept elements of a chunk of `rows` rows (float64): the mask's own count
-        times the elements each of its values reaches."""
+        """Kept elements of `rows` rows (float64) of a mask m_c that broadcasts to them:
+        its own count times the elements each of its values reaches (for a mask
+        with a row axis, rows=1: it is the chunk's own)."""
+        rows = rows if len(m_c.shape) < 2 or m_c.shape[0] == 1 else m_c.shape[0]
         reach = rows * self.c / m_c.size if m_c.size else 0.0
         return _ms_ops.cast(_ms_ops.cast(m_c, _mstype.int32).sum(), self.acc) * reach
 
@@ -893,11 +897,14 @@ class _LinearBCE(_ms_nn.Cell):
             return tuple(1.0 for _ in self.bounds), None
         if not self.has_mask:
             return tuple((e - s) / self.n for s, e in self.bounds), None
-        if self.mask_rows:
-            kept = tuple(self._kept(_as_mask(m[s:e]), e - s) for s, e in self.bounds)
+        if not self.mask_rows:
+            whole = self._kept(_as_mask(m), 1)  # per row
+            kept = tuple(whole * (e - s) for s, e in self.bounds)
         else:
-            whole = _as_mask(m)
-            kept = tuple(self._kept(whole, e - s) for s, e in self.bounds)
+            # each chunk's count after the previous one's (one chunk's mask copies at a time)
+            kept = (self._kept(_as_mask(m[self.bounds[0][0]:self.bounds[0][1]]), 1),)
+            for s, e in self.bounds[1:]:
+                kept = kept + (self._kept(_as_mask(_ms_ops.depend(m, kept[-1])[s:e]), 1),)
         return kept, _ms_ops.reciprocal(_ms_ops.addn(kept) if len(kept) > 1 else kept[0])
 
     def _scaled(self, loss, share):
@@ -949,8 +956,9 @@ class _LinearBCE(_ms_nn.Cell):
         return self.grad_logits(*operands), dy_c, dp_c
 
     def _grad_start(self, w, b, p):
-        """The accumulated gradients before the first chunk: dw, db and (without a row axis) dp."""
-        dw = self.zeros_like(w)
+        """The accumulated gradients before the first chunk: dw (None: the first
+        chunk's product is its start, no (C, H) zeros), db and (without a row axis) dp."""
+        dw = None
         db = self.zeros_like(b) if self.has_bias else None
         dp = self.zeros_like(p) if self.has_pos_weight and not self.pos_weight_rows else None
         return dw, db, dp
@@ -959,10 +967,16 @@ class _LinearBCE(_ms_nn.Cell):
         """Chunk i's (dx_c, dy_c, dp_c, dw, db, dp): its own gradients and the
         accumulated ones (its rows sliced after the previous chunk's dw)."""
         s, e = self.bounds[i]
-        x_c, z = self._logits(x, w, b, s, e, dw)
-        operands = self._operands(z, y, p, m, s, e, dw) + (self._chunk_dout(dout, shares[i], inverse),)
+        after = dout  # the first chunk waits for nothing
+        if i > 0:
+            after = dw
+        x_c, z = self._logits(x, w, b, s, e, after)
+        operands = self._operands(z, y, p, m, s, e, after) + (self._chunk_dout(dout, shares[i], inverse),)
         dz, dy_c, dp_c = self._kernel_grads(operands)
-        dw = dw + self.weight_grad(dz, x_c)
+        if i > 0:
+            dw = dw + self.weight_grad(dz, x_c)
+        else:
+            dw = self.weight_grad(dz, x_c)
         if self.has_bias:
             db = db + dz.sum(0)
         if self.has_pos_weight and not self.pos_weight_rows:

@@ -405,3 +405,20 @@ def test_cell_call_errors_name_the_cell(mode):
     with raises(TypeError, "For 'LinearBCEWithLogitsLoss', the dtype of 'target' must be one of [bool, float16, "
                            "float32, bfloat16], but got int64."):
         call(head, Tensor(x), Tensor(y.astype(np.int64)))
+
+
+def test_rows_known_only_at_run_time_fall_back_to_the_composition():
+    """Graph mode with set_inputs(N unknown): no chunks to plan, the composition's result."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        cell = Fused("mean", True, True, False, 0.0, chunk_size=4)
+        one = Tensor(shape=[None, H], dtype=ms.float32)
+        cell.set_inputs(one, Tensor(shape=[C, H], dtype=ms.float32), Tensor(shape=[None, C], dtype=ms.float32),
+                        Tensor(shape=[C], dtype=ms.float32), Tensor(shape=[C], dtype=ms.float32),
+                        Tensor(shape=[1], dtype=ms.bool_))
+        for n in (13, 7):
+            x, w, y, b, p, _ = operands(n=n, pos_weight="labels")
+            got = cell(*placeholders(x, w, y, b, p, None))
+            assert_rel(to_np(got), 1.7 * ref.linear_bce_with_logits(x, w, y, b, p, "mean"), 1e-5, f"loss, n={n}")
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
