@@ -173,20 +173,21 @@ def _bprop_folder():
 
 
 @functools.lru_cache(maxsize=None)
-def _bprop_factory(params, body, free):
-    """``_make(*free)``, which returns ``def bprop(*params): body`` with the
-    names in free as its closure, compiled from source text."""
+def _bprop_factory(params, body, free, name="bprop"):
+    """``_make(*free)``, which returns ``def bprop(*params): body`` (or a
+    function of another name) with the names in free as its closure, compiled
+    from source text."""
     source = (f"def _make({', '.join(free)}):\n"
-              f"    def bprop({', '.join(params)}):\n"
+              f"    def {name}({', '.join(params)}):\n"
               + "".join(f"        {line}\n" for line in body)
-              + "    return bprop\n")
-    name = f"bprop_{hashlib.sha256(source.encode()).hexdigest()[:12]}.py"
-    filename = f"<ms_bce._kernels {name}>"  # (without a file, inspect finds the source in linecache alone)
+              + f"    return {name}\n")
+    file = f"bprop_{hashlib.sha256(source.encode()).hexdigest()[:12]}.py"
+    filename = f"<ms_bce._kernels {file}>"  # (without a file, inspect finds the source in linecache alone)
     if _bprop_folder() is not None:
         try:
-            with open(os.path.join(_bprop_folder(), name), "w", encoding="utf-8") as f:
+            with open(os.path.join(_bprop_folder(), file), "w", encoding="utf-8") as f:
                 f.write(source)
-            filename = os.path.join(_bprop_folder(), name)
+            filename = os.path.join(_bprop_folder(), file)
         except OSError:
             pass
     # (mtime None: linecache.checkcache keeps the entry, whatever becomes of the file)

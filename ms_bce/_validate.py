@@ -303,3 +303,104 @@ def accumulation_dtype():
     (no float64 there): the dtype of weighted_mean's denominator."""
     from ._kernels import device_target  # (MindSpore-bound; imported on use)
     return mstype.float32 if device_target() == "Ascend" else mstype.float64
+
+
+# ------------------------------------------- fused linear + BCE-with-logits ---
+
+TARGET_DTYPES = (mstype.bool_,) + FLOAT16_32_BF16
+
+
+def check_chunk_size(op_name, chunk_size):
+    """chunk_size: None, or an int >= 1 (a bool refused)."""
+    if chunk_size is None:
+        return
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+        raise TypeError(f"For '{op_name}', 'chunk_size' must be an int or None, but got {type_name(chunk_size)}.")
+    if chunk_size < 1:
+        raise ValueError(f"For '{op_name}', 'chunk_size' must be an int >= 1, but got {chunk_size}.")
+
+
+def check_linear_args(op_name, input, weight, target, bias, pos_weight, reduction, chunk_size):
+    """The error table of the fused linear + BCE-with-logits: reduction,
+    chunk_size, Tensor-ness, dtypes (input, weight, bias, pos_weight float16 or
+    float32 -- what MindSpore's CPU MatMul takes; target also bool or
+    bfloat16), then the shapes (check_linear_shapes)."""
+    check_parallel_mode(op_name)
+    check_reduction(op_name, reduction)
+    check_chunk_size(op_name, chunk_size)
+    check_tensor(op_name, "input", input)
+    check_tensor(op_name, "weight", weight)
+    check_tensor(op_name, "target", target)
+    check_optional_tensor(op_name, "bias", bias)
+    check_optional_tensor(op_name, "pos_weight", pos_weight)
+    names = ("input", "weight", "target", "bias", "pos_weight")
+    if not compiling(compile_marker):
+        check_initialized(op_name, names, input, weight, target, bias, pos_weight)
+    check_dtype(op_name, "input", input.dtype, FLOAT16_32)
+    check_dtype(op_name, "weight", weight.dtype, FLOAT16_32)
+    check_dtype(op_name, "target", target.dtype, TARGET_DTYPES)
+    if bias is not None:
+        check_dtype(op_name, "bias", bias.dtype, FLOAT16_32)
+    if pos_weight is not None:
+        check_dtype(op_name, "pos_weight", pos_weight.dtype, FLOAT16_32)
+    check_linear_shapes(op_name, input.shape, weight.shape, target.shape,
+                        None if bias is None else bias.shape,
+                        None if pos_weight is None else pos_weight.shape,
+                        compiling(compile_marker))
+
+
+@constexpr
+def check_linear_shapes(op_name, input_shape, weight_shape, target_shape, bias_shape, pos_weight_shape,
+                        dynamic_ok=True):
+    """ValueError unless input is (N, H), weight (C, H), target (N, C), bias
+    (C,) and pos_weight broadcastable to (N, C); each message names the
+    shapes of the three operands.  Sizes known only at run time (None) pass
+    in a graph (check_shapes' rule), not in PyNative."""
+    got = (f"but got 'input' {shape_text(input_shape)}, 'weight' {shape_text(weight_shape)} and "
+           f"'target' {shape_text(target_shape)}.")
+    if not dynamic_ok:
+        for name, shape in (("input", input_shape), ("weight", weight_shape), ("target", target_shape),
+                            ("bias", bias_shape), ("pos_weight", pos_weight_shape)):
+            if shape is not None and any(_unknown(d) for d in shape):
+                raise ValueError(f"For '{op_name}', the shape of '{name}' {shape_text(shape)} has a dimension of "
+                                 "unknown size: in PyNative mode every input must hold data.")
+    if len(input_shape) != 2:
+        raise ValueError(f"For '{op_name}', the 'input' must be 2-D, (N, H), " + got)
+    if len(weight_shape) != 2 or not _same_shape(weight_shape[1:], input_shape[1:]):
+        raise ValueError(f"For '{op_name}', the 'weight' must be 2-D, (C, H) with H the last dimension of "
+                         f"'input', " + got)
+    if not _same_shape(target_shape, (input_shape[0], weight_shape[0])):
+        raise ValueError(f"For '{op_name}', the shape of 'target' must be (N, C) = "
+                         f"{shape_text((input_shape[0], weight_shape[0]))}, the rows of 'input' and of "
+                         f"'weight', " + got)
+    if bias_shape is not None and not _same_shape(bias_shape, weight_shape[:1]):
+        raise ValueError(f"For '{op_name}', the shape of 'bias' must be (C,) = {shape_text(weight_shape[:1])}, "
+                         f"but got {shape_text(bias_shape)} (with 'input' {shape_text(input_shape)}, 'weight' "
+                         f"{shape_text(weight_shape)} and 'target' {shape_text(target_shape)}).")
+    if pos_weight_shape is not None and not _broadcasts_to(pos_weight_shape, target_shape):
+        raise ValueError(f"For '{op_name}', the shape of 'pos_weight' {shape_text(pos_weight_shape)} can not "
+                         f"broadcast to the shape of 'target' {shape_text(target_shape)} (with 'input' "
+                         f"{shape_text(input_shape)} and 'weight' {shape_text(weight_shape)}).")
+
+
+@constexpr
+def check_not_ascend(op_name):
+    """RuntimeError on Ascend, where the fused linear loss is not verified yet."""
+    from ._kernels import device_target  # (MindSpore-bound; imported on use)
+    if device_target() == "Ascend":
+        raise RuntimeError(f"For '{op_name}', ms_bce has no Ascend implementation yet; "
+                           "use the CPU or GPU device target.")
+
+
+def check_positive_int(op_name, arg_name, value):
+    """An int >= 1 (a bool refused): TypeError / ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"For '{op_name}', '{arg_name}' must be an int, but got {type_name(value)}.")
+    if value < 1:
+        raise ValueError(f"For '{op_name}', '{arg_name}' must be an int >= 1, but got {value}.")
+
+
+def check_bool(op_name, arg_name, value):
+    """TypeError unless a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"For '{op_name}', '{arg_name}' must be a bool, but got {type_name(value)}.")

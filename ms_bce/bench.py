@@ -468,6 +468,162 @@ def variants(n, repeats, log=print):
     return out
 
 
+# ------------------------------------------------------ fused linear ---
+# ms_bce.ops.linear_binary_cross_entropy_with_logits against the composition it
+# replaces, binary_cross_entropy_with_logits(ops.dense(x, W, b), y), graph mode,
+# float32: the peak memory above the inputs, the forward and the training step
+# (value_and_grad w.r.t. input, weight and bias, in a Cell).  Each (variant,
+# case) runs in a fresh process, so that one's memory pool cannot hide another's
+# peak: its peak is the process's resident high-water mark (reset once the
+# inputs exist: /proc/self/clear_refs) minus its resident size then.
+
+LINEAR_SHAPE = (8192, 512, 32768)  # N, H, C: the issue's size
+# 'unfused': the issue's composition, ops.dense then the loss; 'unfused_matmul': the same with
+# MatMul(transpose_b) and BiasAdd, the fused loss's own operators (MindSpore 2.10's CPU ops.dense
+# holds several (N, C) tensors: measured, 6 GiB at the issue's size against 2 GiB)
+LINEAR_VARIANTS = ("unfused", "unfused_matmul", "fused")
+
+
+class _LinearLoss(nn.Cell):
+    def __init__(self, variant, chunk_size=None):
+        super().__init__()
+        self.variant = variant
+        self.chunk_size = chunk_size
+        self.matmul = ops.MatMul(transpose_b=True)
+
+    def construct(self, x, w, y, b):
+        if self.variant == "fused":
+            return ms_bce.ops.linear_binary_cross_entropy_with_logits(x, w, y, b, chunk_size=self.chunk_size)
+        if self.variant == "unfused_matmul":
+            return ms_bce.ops.binary_cross_entropy_with_logits(ops.bias_add(self.matmul(x, w), b), y)
+        return ms_bce.ops.binary_cross_entropy_with_logits(ops.dense(x, w, b), y)
+
+
+def _memory_status():
+    """(resident MiB, resident high-water mark MiB) of this process (Linux)."""
+    with open("/proc/self/status", encoding="utf-8") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _reset_high_water_mark():
+    """Linux: the high-water mark becomes the resident size now; False where that is refused."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def linear_inputs(n, h, c, seed=0):
+    """x (n, h), W (c, h), bias (c,) and a float32 target (n, c) with 1 % positives, as
+    Tensors sharing NumPy's memory (Tensor.from_numpy: no second copy), made in row
+    blocks (no full-size temporary)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h), dtype=np.float32)
+    w = rng.standard_normal((c, h), dtype=np.float32) * np.float32(1 / np.sqrt(h))
+    b = rng.standard_normal(c, dtype=np.float32) * np.float32(0.1)
+    y = np.empty((n, c), np.float32)
+    block = max(1, (1 << 22) // max(c, 1))
+    for i in range(0, n, block):
+        y[i:i + block] = rng.random((min(block, n - i), c), dtype=np.float32) < 0.01
+    return tuple(Tensor.from_numpy(a) for a in (x, w, y, b))
+
+
+def _linear_worker(variant, case, n, h, c, repeats, chunk_size):
+    """In this (fresh) process: {'times': [s...], 'peak_mib': ..., 'loss': ...}."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    x, w, y, b = linear_inputs(n, h, c)
+    loss_cell = _LinearLoss(variant, chunk_size)
+    if case == "forward":
+        fn = loss_cell
+    else:
+        fn = _Step(ms.value_and_grad(loss_cell, grad_position=(0, 1, 3)))
+    fn.compile(x, w, y, b)  # the graph compiled first: its compilation's memory is not the case's
+    reset = _reset_high_water_mark()
+    base = _memory_status()[0]
+    times = []
+    for i in range(repeats + 1):  # the first run is a warm-up
+        start = time.perf_counter()
+        out = _sync(fn(x, w, y, b))
+        if i:
+            times.append(time.perf_counter() - start)
+    loss = out if case == "forward" else out[0]
+    return {"times": times, "peak_mib": _memory_status()[1] - base, "base_mib": base, "hwm_reset": reset,
+            "loss": float(loss.asnumpy())}
+
+
+def linear(shape=LINEAR_SHAPE, repeats=3, chunk_size=None, log=print):
+    """{variant: {case: worker result}} and the ratios, each in a fresh process (see above)."""
+    import subprocess
+    import sys
+    n, h, c = shape
+    out = {"shape": list(shape), "chunk_size": chunk_size,
+           "chunk_rows": ms_bce.ops.linear_chunk_rows(n, h, c, chunk_size)}
+    for variant in LINEAR_VARIANTS:
+        out[variant] = {}
+        for case in ("forward", "training_step"):
+            cmd = [sys.executable, "-m", "ms_bce.bench", "--linear-worker", f"{variant},{case}",
+                   "--linear", ",".join(map(str, shape)), "--repeats", str(repeats)]
+            if chunk_size:
+                cmd += ["--linear-chunk-size", str(chunk_size)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                  env={**os.environ, "GLOG_v": "3"})
+            lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+            if proc.returncode != 0 or not lines:
+                raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            r = json.loads(lines[-1])
+            out[variant][case] = r
+            log(f"  {variant:>14} {case:>13}: median {statistics.median(r['times']) * 1e3:9.1f} ms "
+                f"(min {min(r['times']) * 1e3:.1f}, max {max(r['times']) * 1e3:.1f}), "
+                f"peak above the inputs {r['peak_mib']:8.1f} MiB, loss {r['loss']:.8f}")
+    fused = out["fused"]
+    for base in ("unfused", "unfused_matmul"):
+        unfused = out[base]
+        out["ratios" if base == "unfused" else f"ratios_{base}"] = r = {
+            "forward_time": statistics.median(fused["forward"]["times"])
+            / statistics.median(unfused["forward"]["times"]),
+            "training_step_time": statistics.median(fused["training_step"]["times"])
+            / statistics.median(unfused["training_step"]["times"]),
+            "forward_memory": fused["forward"]["peak_mib"] / max(unfused["forward"]["peak_mib"], 1e-9),
+            "training_step_memory": fused["training_step"]["peak_mib"]
+            / max(unfused["training_step"]["peak_mib"], 1e-9),
+            "loss_relative_difference": abs(fused["forward"]["loss"] - unfused["forward"]["loss"])
+            / abs(unfused["forward"]["loss"]),
+        }
+        log(f"  fused / {base}: forward time {r['forward_time']:.3f}x, training step time "
+            f"{r['training_step_time']:.3f}x, peak memory forward {r['forward_memory']:.3f}x, training step "
+            f"{r['training_step_memory']:.3f}x; loss relative difference {r['loss_relative_difference']:.2e}")
+    return out
+
+
+def linear_markdown(result):
+    """The fused-vs-unfused table (Markdown)."""
+    n, h, c = result["shape"]
+    lines = [f"| N = {n}, H = {h}, C = {c}, float32, graph mode | unfused: `ops.dense` + loss | "
+             "unfused: MatMul + BiasAdd + loss | fused | fused / `ops.dense` one | fused / MatMul one |",
+             "|---|---|---|---|---|---|"]
+
+    def spread(times):
+        return f"{statistics.median(times) * 1e3:.0f} ms ({min(times) * 1e3:.0f}–{max(times) * 1e3:.0f})"
+    for case, name in (("forward", "forward"), ("training step", "training step")):
+        case = case.replace(" ", "_")
+        u, um, f = result["unfused"][case], result["unfused_matmul"][case], result["fused"][case]
+        lines.append(f"| {name}: peak memory above the inputs | {u['peak_mib']:.0f} MiB | {um['peak_mib']:.0f} MiB | "
+                     f"{f['peak_mib']:.0f} MiB | {f['peak_mib'] / max(u['peak_mib'], 1e-9):.3f} | "
+                     f"{f['peak_mib'] / max(um['peak_mib'], 1e-9):.3f} |")
+        med = statistics.median
+        lines.append(f"| {name}: time, median (min–max) | {spread(u['times'])} | {spread(um['times'])} | "
+                     f"{spread(f['times'])} | {med(f['times']) / med(u['times']):.3f} | "
+                     f"{med(f['times']) / med(um['times']):.3f} |")
+    lines.append(f"| loss | {result['unfused']['forward']['loss']:.8f} | "
+                 f"{result['unfused_matmul']['forward']['loss']:.8f} | {result['fused']['forward']['loss']:.8f} | "
+                 f"relative difference {result['ratios']['loss_relative_difference']:.1e} | "
+                 f"{result['ratios_unfused_matmul']['loss_relative_difference']:.1e} |")
+    return "\n".join(lines) + "\n"
+
+
 def machine():
     """A line describing where the run happened."""
     cpu = platform.processor() or platform.machine()
@@ -527,7 +683,20 @@ def main(argv=None):
                         help="elements of the variants' rows (focal loss ...: fused vs composed), 0 to skip")
     parser.add_argument("--scaling", action="store_true",
                         help="also time the largest size with 1 kernel thread and with all (graph mode)")
+    parser.add_argument("--linear", default=",".join(map(str, LINEAR_SHAPE)),
+                        help="N,H,C of the fused linear + BCE-with-logits against the unfused composition, 0 to skip")
+    parser.add_argument("--linear-repeats", type=int, default=3, help="timed runs of each linear case")
+    parser.add_argument("--linear-chunk-size", type=int, default=0, help="the fused loss's chunk_size (0: its rule)")
+    parser.add_argument("--linear-only", action="store_true", help="run the linear table alone")
+    parser.add_argument("--linear-worker", help=argparse.SUPPRESS)  # variant,case: one case in this process
     args = parser.parse_args(argv)
+    linear_shape = None if args.linear in ("0", "") else tuple(int(float(v)) for v in args.linear.split(","))
+    if args.linear_worker:
+        variant, case = args.linear_worker.split(",")
+        print(json.dumps(_linear_worker(variant, case, *linear_shape, args.repeats, args.linear_chunk_size or None)))
+        return 0
+    if args.linear_only:
+        return _linear_main(linear_shape, args)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     modes = args.modes.split(",")
     print(f"machine: {machine()}")
@@ -547,14 +716,37 @@ def main(argv=None):
     if args.scaling:
         print(f"threads, graph mode, float32, n={n_max:,}:")
         result["scaling"] = {"n": n_max, "threads": scaling(n_max, args.repeats)}
+    if linear_shape:
+        result["linear"] = _linear_section(linear_shape, args)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
     with open(os.path.join(args.out, "bench.md"), "w", encoding="utf-8") as f:
-        f.write(f"Machine: {machine()}\n\n" + markdown(rows, modes))
+        f.write(f"Machine: {machine()}\n\n" + markdown(rows, modes)
+                + (f"\nFused linear + BCE-with-logits:\n\n{linear_markdown(result['linear'])}" if linear_shape else ""))
     png = os.path.join(args.out, "bench.png")
     print(f"results: {os.path.join(args.out, 'results.json')}, {os.path.join(args.out, 'bench.md')}; plot: "
           f"{png if plot(rows, modes, png) else 'not written (matplotlib is not installed)'}")
+    return 0
+
+
+def _linear_section(shape, args):
+    print(f"fused linear + BCE-with-logits against the unfused composition, graph mode, float32, "
+          f"N, H, C = {shape}, {args.linear_repeats} timed runs each (a fresh process per case):")
+    return linear(shape, args.linear_repeats, args.linear_chunk_size or None)
+
+
+def _linear_main(shape, args):
+    """--linear-only: the fused linear table alone (linear.json and linear.md in --out)."""
+    print(f"machine: {machine()}")
+    result = _linear_section(shape, args)
+    result["machine"] = machine()
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "linear.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(args.out, "linear.md"), "w", encoding="utf-8") as f:
+        f.write(f"Machine: {machine()}\n\n" + linear_markdown(result))
+    print(linear_markdown(result))
     return 0
 
 

@@ -1,11 +1,19 @@
 """Loss cells mirroring ``mindspore.nn``: argument order and Cell state only;
 the computation is that of ``ms_bce.ops``."""
+import math as _math
+
+from mindspore import Parameter as _Parameter
+from mindspore import dtype as _mstype
 from mindspore import nn as _ms_nn
+from mindspore.common.initializer import HeUniform as _HeUniform
+from mindspore.common.initializer import Uniform as _Uniform
+from mindspore.common.initializer import initializer as _initializer
 
 from . import _docs, _validate
-from .ops import _FOCAL_NAMES, _focal_loss, _LossCell, _logits_loss, _multilabel_loss, _probability_loss
+from .ops import (_FOCAL_NAMES, _focal_loss, _linear_loss, _LossCell, _logits_loss, _multilabel_loss,
+                  _probability_loss)
 
-__all__ = ["BCEWithLogitsLoss", "BCELoss", "MultiLabelSoftMarginLoss", "SigmoidFocalLoss"]
+__all__ = ["BCEWithLogitsLoss", "BCELoss", "MultiLabelSoftMarginLoss", "SigmoidFocalLoss", "LinearBCEWithLogitsLoss"]
 
 # how these cells name input, target, weight, pos_weight (their construct's
 # arguments, as in MindSpore 2.10: nn.BCEWithLogitsLoss takes input, target;
@@ -315,3 +323,114 @@ class MultiLabelSoftMarginLoss(_ms_nn.Cell):
     def construct(self, x, target, mask=None):
         return _multilabel_loss("MultiLabelSoftMarginLoss", _MULTILABEL_NAMES, x, target, self.weight,
                                 self.reduction, self.label_smoothing, mask)
+
+
+@_docs.shared_sections
+class LinearBCEWithLogitsLoss(_ms_nn.Cell):
+    r"""
+    A multi-label classifier's last layer and its binary cross entropy with logits in one
+    cell, computed without the :math:`(N, C)` logits in memory: it holds the layer's
+    ``weight`` :math:`(C, H)` and ``bias`` :math:`(C,)` Parameters, and its call is
+    :func:`ms_bce.ops.linear_binary_cross_entropy_with_logits` of the input and the target
+    with them (row chunks, recomputed in the backward). ms_bce's own (MindSpore has none);
+    it replaces ``nn.Dense(in_features, num_labels)`` followed by
+    ``nn.BCEWithLogitsLoss(reduction, pos_weight=pos_weight)``, with the same
+    initialisation as ``nn.Dense`` (He-uniform weight, bias uniform in
+    :math:`\pm 1/\sqrt{H}`), and trains in ``TrainOneStepCell``. At inference, the logits
+    are ``mindspore.ops.dense(input, cell.weight, cell.bias)``.
+
+    With :math:`Z = X A^\top + b` (:math:`A` = ``weight``, :math:`b` = ``bias``),
+    :math:`Y` = `target` and :math:`P` = `pos_weight`:
+
+    .. math::
+        L = (1 - Y)\,\mathrm{softplus}(Z) + P\,Y\,\mathrm{softplus}(-Z)
+
+    reduced by `reduction` (``'mean'``: :math:`\sum L / (N C)`).
+
+    Args:
+        in_features (int): :math:`H`, the size of each input row.
+        num_labels (int): :math:`C`, the number of labels.
+        bias (bool, optional): Whether the layer has a bias. Default: ``True``.
+        pos_weight (Tensor, optional): Weight of positive examples, broadcastable to
+            :math:`(N, C)` (typically :math:`(C,)`); a ``Parameter`` is learned with the rest.
+            Default: ``None``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
+        chunk_size (int, optional): Rows of each chunk. Default: ``None`` (the rule of
+            :func:`ms_bce.ops.linear_binary_cross_entropy_with_logits`).
+
+    Keyword Args:
+        OPTIONS
+
+    Inputs:
+        - **input** (Tensor) - :math:`(N, H)`; float16 or float32 (computed in the widest of
+          it and the float32 Parameters).
+        - **target** (Tensor) - :math:`(N, C)`; bool (a quarter of float32's bytes: cast a
+          chunk at a time), float16, float32 or bfloat16.
+        MASK_INPUT
+
+    Outputs:
+        Tensor: 0-d, or :math:`(N, C)` for ``'none'``.
+
+    Raises:
+        TypeError: If `in_features` or `num_labels` is not an int, `bias` not a bool,
+            `pos_weight` neither a Tensor nor ``None``, `reduction` not a str, or
+            `chunk_size` neither an int nor ``None``.
+        ValueError: If `in_features`, `num_labels` or `chunk_size` is below 1, or
+            `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``.
+        TypeError: If `input` or `target` is not a Tensor of a dtype listed above.
+        ValueError: If `input` is not :math:`(N, H)` or `target` not :math:`(N, C)` (the
+            message gives the shapes of `input`, ``weight`` and `target`), or `mask` can
+            not be broadcast to :math:`(N, C)`.
+        RuntimeError: On Ascend (not verified there yet).
+
+    Supported Platforms:
+        PLATFORMS_NO_ASCEND
+
+    Examples:
+        >>> import mindspore
+        >>> import numpy as np
+        >>> from mindspore import Tensor
+        >>> from ms_bce import nn
+        >>> head = nn.LinearBCEWithLogitsLoss(in_features=2, num_labels=4)
+        >>> print(head.weight.shape, head.bias.shape)
+        (4, 2) (4,)
+        >>> input = Tensor(np.array([[0.5, -1.0], [2.0, 0.3], [-0.7, 0.8]]), mindspore.float32)
+        >>> target = Tensor(np.array([[1, 0, 0, 1], [0, 1, 1, 0], [1, 1, 0, 0]]) > 0)
+        >>> _ = head.weight.set_data(Tensor(np.array([[0.2, -0.4], [1.0, 0.5], [-0.3, 0.9], [0.6, 0.1]]), mindspore.float32))
+        >>> _ = head.bias.set_data(Tensor(np.array([0.1, -0.2, 0.0, 0.3]), mindspore.float32))
+        >>> print(head(input, target))
+        0.7700698
+        >>> optimizer = mindspore.nn.SGD(head.trainable_params(), learning_rate=0.5)
+        >>> step = mindspore.nn.TrainOneStepCell(head, optimizer)
+        >>> losses = [float(step(input, target).asnumpy()) for _ in range(3)]
+        >>> print(np.round(losses, 4))
+        [0.7701 0.7391 0.7101]
+    """
+
+    def __init__(self, in_features, num_labels, bias=True, pos_weight=None, reduction='mean', chunk_size=None, *,
+                 label_smoothing=0.0):
+        super().__init__()
+        name = "LinearBCEWithLogitsLoss"
+        _validate.check_positive_int(name, "in_features", in_features)
+        _validate.check_positive_int(name, "num_labels", num_labels)
+        _validate.check_bool(name, "bias", bias)
+        _validate.check_optional_tensor(name, "pos_weight", pos_weight)
+        _validate.check_reduction(name, reduction)
+        _validate.check_chunk_size(name, chunk_size)
+        _validate.check_label_smoothing(name, label_smoothing)
+        # nn.Dense's initialisation (MindSpore 2.10): He-uniform weight, bias uniform in +-1/sqrt(in_features)
+        self.weight = _Parameter(_initializer(_HeUniform(negative_slope=_math.sqrt(5)), [num_labels, in_features],
+                                              _mstype.float32).init_data(), name="weight")
+        self.bias = None
+        if bias:
+            self.bias = _Parameter(_initializer(_Uniform(1 / _math.sqrt(in_features)), [num_labels],
+                                                _mstype.float32).init_data(), name="bias")
+        self.pos_weight = pos_weight
+        self.reduction = reduction
+        self.chunk_size = chunk_size
+        self.label_smoothing = float(label_smoothing)
+
+    def construct(self, input, target, mask=None):
+        return _linear_loss("LinearBCEWithLogitsLoss", input, self.weight, target, self.bias, self.pos_weight,
+                            self.reduction, self.label_smoothing, mask, self.chunk_size)

@@ -5,17 +5,21 @@ to one compute dtype, and calls the Custom AOT operator of ``_kernels`` whose
 bprop is our fused backward kernel.  ``nn`` and ``mint`` are thin re-spellings
 of these.
 """
+import functools as _functools
+
 from mindspore import Tensor as _Tensor
 from mindspore import dtype as _mstype
 from mindspore import nn as _ms_nn
 from mindspore import ops as _ms_ops
 from mindspore.ops import constexpr as _constexpr
+from mindspore.ops import operations as _P
 from mindspore.ops._primitive_cache import _get_cache_prim
 
 from . import _docs, _kernels, _validate
 
 __all__ = ["BCEWithLogitsLoss", "binary_cross_entropy_with_logits", "BinaryCrossEntropy", "binary_cross_entropy",
-           "SigmoidCrossEntropyWithLogits", "multilabel_soft_margin_loss", "sigmoid_focal_loss"]
+           "SigmoidCrossEntropyWithLogits", "multilabel_soft_margin_loss", "sigmoid_focal_loss",
+           "linear_binary_cross_entropy_with_logits"]
 
 _FUNCTIONAL_NAMES = ("input", "target", "weight", "pos_weight")
 _PRIMITIVE_NAMES = ("logits", "label", "weight", "pos_weight")
@@ -778,3 +782,410 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean', *,
     """
     return _multilabel_loss("multilabel_soft_margin_loss", _MULTILABEL_NAMES, input, target, weight, reduction,
                             label_smoothing, mask)
+
+
+# ------------------------------------------- fused linear + BCE-with-logits ---
+#
+# The loss of input @ weight.T + bias over row chunks: a chunk's logits are
+# made, reduced by the BCE kernel and dropped, and the backward makes them
+# again (recompute), so at most one chunk's (rows, C) logits and their
+# gradient exist at a time.  docs/design.md says why recompute and why this rule.
+
+_LINEAR_NAME = "linear_binary_cross_entropy_with_logits"
+LINEAR_MAX_CHUNKS = 16
+
+
+def linear_chunk_rows(n, h, c, chunk_size=None):
+    """Rows per chunk for input (n, h) and weight (c, h): chunk_size (at most n)
+    when given; else n split into k = min(16, ceil(c / h), n) chunks of equal
+    rows (the last one shorter), so that a chunk's logits, rows x c, are about
+    the input's own size, n x h (one chunk when c <= h: the logits are no larger
+    than the input then), and a graph unrolls at most 16 chunks."""
+    if chunk_size is not None:
+        return max(1, min(int(chunk_size), n))
+    chunks = max(1, min(LINEAR_MAX_CHUNKS, -(-c // max(h, 1)), n))
+    return max(1, -(-n // chunks))
+
+
+def _has_rows(shape, n):
+    """Whether an operand broadcast to (n, C) has a row axis of its own (it is then sliced per chunk)."""
+    return len(shape) == 2 and shape[0] == n and n > 1
+
+
+class _LinearBCE(_ms_nn.Cell):
+    """The fused loss for one configuration, called (x, w, y, b, p, m) with
+    x (N, H), w (C, H) and b (C,) (or None) of one dtype, y (N, C) of any
+    target dtype (cast chunk by chunk: a bool target is read as 1 byte an
+    element), p broadcastable to (N, C) of x's dtype (or None), m a mask
+    broadcastable to (N, C) (or None).  Its 0-d result: the 'sum', or the
+    'mean' (over the kept elements with a mask), of x's dtype.
+
+    Each chunk's forward is one MatMul and the BCE kernel ('sum', or 'mean'
+    rescaled by the chunk's share of the elements, so a 16-bit sum never
+    overflows where the whole mean would not); the chunks' results are summed
+    in float64.  The bprop recomputes each chunk's logits and takes their
+    gradient from the BCE backward kernel, then dx_c = dz w, dw += dz^T x_c,
+    db += the column sums of dz.  ops.depend chains the chunks, so that graph
+    mode's scheduler cannot make every chunk's logits before it reduces the
+    first (the chunks are independent otherwise).  In graph mode each gradient
+    of the BCE kernel is its own one-output op (``_kernels._make_split_bprop``):
+    the target's (N, C) gradient is not computed unless it is used."""
+
+    def __init__(self, bounds, c, mean, has_bias, has_pos_weight, pos_weight_rows, has_mask, mask_rows, bool_target,
+                 label_smoothing, for_graph):
+        super().__init__()
+        self.bounds = bounds
+        self.n = bounds[-1][1]
+        self.c = c
+        self.mean = mean
+        self.has_bias = has_bias
+        self.has_pos_weight = has_pos_weight
+        self.pos_weight_rows = pos_weight_rows
+        self.has_mask = has_mask
+        self.mask_rows = mask_rows
+        self.bool_target = bool_target
+        self.split = for_graph or bool_target  # one-output gradient ops; else the fused backward (PyNative)
+        reduction = "mean" if mean else "sum"
+        loss = "bce_with_logits"
+        device = _kernels.device_target()
+        self.forward = _kernels.LossForward(loss, reduction, False, has_pos_weight, False, has_mask)
+        if self.split:
+            def one(direction):
+                return _kernels.LossBackward(loss, reduction, False, has_pos_weight, device, direction, has_mask)
+            self.grad_logits = one("backward_input")
+            self.grad_target = None if bool_target else one("backward_target")
+            self.grad_pos_weight = one("backward_pos_weight") if has_pos_weight else None
+        else:
+            self.backward = _kernels.LossBackward(loss, reduction, False, has_pos_weight, device, has_mask=has_mask)
+        self.t = _kernels.params_tensor(loss, label_smoothing=float(label_smoothing))
+        self.logits = _P.MatMul(transpose_b=True)    # x_c w^T
+        self.weight_grad = _P.MatMul(transpose_a=True)  # dz^T x_c
+        self.acc = _validate.accumulation_dtype()
+        self.zeros_like = _P.ZerosLike()
+
+    def _logits(self, x, w, b, s, e, after):
+        """The chunk's inputs (rows s:e, sliced after `after` is computed) and logits.
+        The operand waits, not the slice (depend(x[s:e], after) lets graph mode make
+        every chunk's slice at the start: measured, every target slice alive at once)."""
+        x_c = _ms_ops.depend(x, after)[s:e]
+        z = self.logits(x_c, w)
+        if self.has_bias:
+            z = _ms_ops.bias_add(z, b)
+        return x_c, z
+
+    def _operands(self, z, y, p, m, s, e, after):
+        """The BCE kernel's operands for rows s:e: (z, y_c[, p_c][, m_c], t)."""
+        y_c = _cast(_ms_ops.depend(y, after)[s:e], z.dtype)
+        operands = (z, y_c)
+        if self.has_pos_weight:
+            operands = operands + ((_ms_ops.depend(p, after)[s:e] if self.pos_weight_rows else p),)
+        if self.has_mask:
+            operands = operands + (self._chunk_mask(m, s, e, after),)
+        return operands + (self.t,)
+
+    def _chunk_mask(self, m, s, e, after):
+        m_c = _ms_ops.depend(m, after)[s:e] if self.mask_rows else m
+        return _as_mask(m_c)
+
+    def _kept(self, m_c, rows):
+        """Kept elements of `rows` rows (float64) of a mask m_c that broadcasts to them:
+        its own count times the elements each of its values reaches (for a mask
+        with a row axis, rows=1: it is the chunk's own)."""
+        rows = rows if len(m_c.shape) < 2 or m_c.shape[0] == 1 else m_c.shape[0]
+        reach = rows * self.c / m_c.size if m_c.size else 0.0
+        return _ms_ops.cast(_ms_ops.cast(m_c, _mstype.int32).sum(), self.acc) * reach
+
+    def _shares(self, m):
+        """(each chunk's share of the result, the reciprocal of the kept total or
+        None): for a 'sum' 1; for a mean the chunk's rows over N without a mask,
+        with one the chunk's kept count (float64), the mean's denominator the
+        kept total (its reciprocal: NaN for none kept, as an empty mean)."""
+        if not self.mean:
+            return tuple(1.0 for _ in self.bounds), None
+        if not self.has_mask:
+            return tuple((e - s) / self.n for s, e in self.bounds), None
+        if not self.mask_rows:
+            whole = self._kept(_as_mask(m), 1)  # per row
+            kept = tuple(whole * (e - s) for s, e in self.bounds)
+        else:
+            # each chunk's count after the previous one's (one chunk's mask copies at a time)
+            kept = (self._kept(_as_mask(m[self.bounds[0][0]:self.bounds[0][1]]), 1),)
+            for s, e in self.bounds[1:]:
+                kept = kept + (self._kept(_as_mask(_ms_ops.depend(m, kept[-1])[s:e]), 1),)
+        return kept, _ms_ops.reciprocal(_ms_ops.addn(kept) if len(kept) > 1 else kept[0])
+
+    def _scaled(self, loss, share):
+        """A chunk's kernel result (float64) times its share; a masked chunk with
+        nothing kept has a NaN mean (0 / 0) and a share of 0: it adds 0."""
+        if self.mean and self.has_mask:
+            return _ms_ops.select(share > 0, loss * share, _ms_ops.zeros_like(loss))
+        if self.mean:
+            return loss * share
+        return loss
+
+    def _chunk_dout(self, dout, share, inverse):
+        """The kernel's incoming gradient for a chunk: dout times its share (over the kept total)."""
+        if self.mean and self.has_mask:
+            return _ms_ops.cast(_ms_ops.cast(dout, self.acc) * share * inverse, dout.dtype)
+        if self.mean:
+            return dout * share
+        return dout
+
+    # The chunks are unrolled in the source of construct and bprop (_unrolled):
+    # MindSpore 2.10 compiles a Python `for` over them into a loop graph, and
+    # its parameter elimination then fails ("The start_offset is 5, which
+    # exceeds the number of new args 4") when the gradients are taken with
+    # respect to Parameters (TrainOneStepCell) and a loop-carried value goes
+    # unused.  Each chunk is a call of the methods below with a constant index.
+
+    def _zero(self):
+        return _ms_ops.zeros((), self.acc)
+
+    def _forward_chunk(self, x, w, y, b, p, m, i, shares, total):
+        """total plus chunk i's share of the result (its rows sliced after total is computed)."""
+        s, e = self.bounds[i]
+        z = self._logits(x, w, b, s, e, total)[1]
+        loss = _ms_ops.cast(self.forward(*self._operands(z, y, p, m, s, e, total)), self.acc)
+        return total + self._scaled(loss, shares[i])
+
+    def _forward_result(self, total, inverse, x):
+        if inverse is not None:
+            total = total * inverse
+        return _ms_ops.cast(total, x.dtype)
+
+    def _kernel_grads(self, operands):
+        """(dz, dy_c or None, dp_c or None): the BCE kernel's gradients of a chunk."""
+        if not self.split:
+            grads = self.backward(*operands)
+            return grads[0], grads[1], (grads[2] if self.has_pos_weight else None)
+        dy_c = None if self.bool_target else self.grad_target(*operands)
+        dp_c = self.grad_pos_weight(*operands) if self.has_pos_weight else None
+        return self.grad_logits(*operands), dy_c, dp_c
+
+    def _grad_start(self, w, b, p):
+        """The accumulated gradients before the first chunk: dw (None: the first
+        chunk's product is its start, no (C, H) zeros), db and (without a row axis) dp."""
+        dw = None
+        db = self.zeros_like(b) if self.has_bias else None
+        dp = self.zeros_like(p) if self.has_pos_weight and not self.pos_weight_rows else None
+        return dw, db, dp
+
+    def _backward_chunk(self, x, w, y, b, p, m, dout, i, shares, inverse, dw, db, dp):
+        """Chunk i's (dx_c, dy_c, dp_c, dw, db, dp): its own gradients and the
+        accumulated ones (its rows sliced after the previous chunk's dw)."""
+        s, e = self.bounds[i]
+        after = dout  # the first chunk waits for nothing
+        if i > 0:
+            after = dw
+        x_c, z = self._logits(x, w, b, s, e, after)
+        operands = self._operands(z, y, p, m, s, e, after) + (self._chunk_dout(dout, shares[i], inverse),)
+        dz, dy_c, dp_c = self._kernel_grads(operands)
+        if i > 0:
+            dw = dw + self.weight_grad(dz, x_c)
+        else:
+            dw = self.weight_grad(dz, x_c)
+        if self.has_bias:
+            db = db + dz.sum(0)
+        if self.has_pos_weight and not self.pos_weight_rows:
+            dp = dp + dp_c
+        return _ms_ops.matmul(dz, w), dy_c, dp_c, dw, db, dp
+
+    def _grad_result(self, y, m, dxs, dys, dps, dw, db, dp):
+        """bprop's gradients of (x, w, y, b, p, m) from the chunks' and the accumulated ones."""
+        dx = _concat_rows(dxs)
+        dy = self.zeros_like(y) if self.bool_target else _cast(_concat_rows(dys), y.dtype)
+        if self.has_pos_weight and self.pos_weight_rows:
+            dp = _concat_rows(dps)
+        dm = self.zeros_like(m) if self.has_mask else None
+        return dx, dw, dy, db, dp, dm
+
+
+@_functools.lru_cache(maxsize=None)
+def _unrolled(k):
+    """_LinearBCE for k chunks: construct and bprop with the chunks written out."""
+    forward = ["shares, inverse = self._shares(m)", "total = self._zero()"]
+    forward += [f"total = self._forward_chunk(x, w, y, b, p, m, {i}, shares, total)" for i in range(k)]
+    forward += ["return self._forward_result(total, inverse, x)"]
+    backward = ["shares, inverse = self._shares(m)", "dw, db, dp = self._grad_start(w, b, p)"]
+    backward += [f"dx{i}, dy{i}, dp{i}, dw, db, dp = self._backward_chunk(x, w, y, b, p, m, dout, {i}, shares, "
+                 "inverse, dw, db, dp)" for i in range(k)]
+    chunks = ", ".join(f"{{0}}{i}" for i in range(k)) + ("," if k == 1 else "")
+    backward += [f"return self._grad_result(y, m, ({chunks.format('dx')}), ({chunks.format('dy')}), "
+                 f"({chunks.format('dp')}), dw, db, dp)"]
+    args = ("self", "x", "w", "y", "b", "p", "m")
+    methods = {"construct": _kernels._bprop_factory(args, tuple(forward), (), "construct")(),
+               "bprop": _kernels._bprop_factory(args + ("out", "dout"), tuple(backward), (), "bprop")()}
+    return type(f"_LinearBCE{k}", (_LinearBCE,), methods)
+
+
+def _concat_rows(chunks):
+    return _ms_ops.concat(chunks, 0) if len(chunks) > 1 else chunks[0]
+
+
+@_functools.lru_cache(maxsize=256)
+def _linear_cell(bounds, *config):
+    """One _LinearBCE per configuration (PyNative makes no new Cell per call;
+    graph mode calls this while it compiles)."""
+    return _unrolled(len(bounds))(bounds, *config)
+
+
+@_constexpr
+def _linear_plan(n, h, c, chunk_size):
+    """The chunks' (start, stop) rows, or None for the unfused composition
+    (a row count known only at run time, or no rows)."""
+    if n is None or n <= 0 or c is None or c < 0 or h is None or h < 0:
+        return None
+    rows = linear_chunk_rows(n, h, c, chunk_size)
+    return tuple((s, min(s + rows, n)) for s in range(0, n, rows))
+
+
+@_constexpr
+def _rows_of(shape, n):
+    return _has_rows(shape, n)
+
+
+def _linear_loss(op_name, input, weight, target, bias, pos_weight, reduction, label_smoothing, mask, chunk_size):
+    """The fused linear + BCE-with-logits for both spellings (the function and the cell)."""
+    _validate.check_linear_args(op_name, input, weight, target, bias, pos_weight, reduction, chunk_size)
+    _validate.check_mask(op_name, "target", mask, target)
+    _validate.check_label_smoothing(op_name, label_smoothing)
+    _validate.check_not_ascend(op_name)
+    reduction = _plain_reduction(reduction)
+    dtypes = (input.dtype, weight.dtype)
+    if target.dtype != _mstype.bool_:
+        dtypes = dtypes + (target.dtype,)
+    if bias is not None:
+        dtypes = dtypes + (bias.dtype,)
+    if pos_weight is not None:
+        dtypes = dtypes + (pos_weight.dtype,)
+    compute = _validate.widest_float(dtypes)
+    x = _cast(input, compute)
+    w = _cast(weight, compute)
+    b = None if bias is None else _cast(bias, compute)
+    p = None if pos_weight is None else _cast(pos_weight, compute)
+    plan = _linear_plan(input.shape[0], input.shape[1], weight.shape[0], chunk_size)
+    if reduction == "none" or plan is None:
+        # the (N, C) losses are the result: the composition itself (no memory to gain)
+        y = _cast(target, compute)
+        return _logits_loss(op_name, _FUNCTIONAL_NAMES, _ms_ops.dense(x, w, b), y, None, p, reduction,
+                            label_smoothing=label_smoothing, mask=mask)
+    n = input.shape[0]
+    cell = _linear_cell(plan, weight.shape[0], reduction in ("mean", "weighted_mean"), bias is not None, pos_weight is not None,
+                        pos_weight is not None and _rows_of(pos_weight.shape, n), mask is not None,
+                        mask is not None and _rows_of(mask.shape, n), target.dtype == _mstype.bool_,
+                        float(label_smoothing), _validate.compiling(_validate.compile_marker))
+    return cell(x, w, target, b, p, mask)
+
+
+@_docs.shared_sections
+def linear_binary_cross_entropy_with_logits(input, weight, target, bias=None, pos_weight=None, reduction='mean', *,
+                                            label_smoothing=0.0, mask=None, chunk_size=None):
+    r"""
+    Binary cross entropy with logits of a linear layer's output, fused and computed over
+    row chunks, so that the :math:`(N, C)` logits and their gradient are never held whole:
+    the loss of a multi-label classifier's last layer with many labels. ms_bce's own
+    (MindSpore has none); equal, within float32 rounding, to
+    ``binary_cross_entropy_with_logits(ops.dense(input, weight, bias), target, None,
+    pos_weight, reduction)``.
+
+    With :math:`X` = `input` :math:`(N, H)`, :math:`A` = `weight` :math:`(C, H)`,
+    :math:`b` = `bias` (0 when not given), :math:`Y` = `target` and :math:`P` = `pos_weight`
+    (1 when not given), the logits are :math:`Z = X A^\top + b` and
+
+    .. math::
+        L = (1 - Y)\,\mathrm{softplus}(Z) + P\,Y\,\mathrm{softplus}(-Z),
+        \qquad \mathrm{softplus}(z) = \max(z, 0) + \log(1 + e^{-|z|})
+
+    How it is computed: the rows are cut into chunks; a chunk's logits are one matrix
+    product, reduced at once by the fused BCE kernel and dropped. The backward makes each
+    chunk's logits again (one more matrix product: recomputing costs less than keeping
+    them), takes their gradient :math:`G` from the fused backward kernel and forms
+    :math:`\partial X = G A` per chunk, :math:`\partial A = \sum G^\top X`,
+    :math:`\partial b = \sum G` and :math:`\partial P`. At most one chunk's
+    :math:`(\mathrm{rows}, C)` logits and their gradient exist at a time, in PyNative and in
+    graph mode (the chunks are chained so that graph mode runs them in turn). Measured at
+    :math:`N = 8192, H = 512, C = 32768` (README, Benchmark): a small fraction of the
+    composition's peak memory, for about one more matrix product of time.
+
+    `chunk_size` ``None`` takes the rule of ``ms_bce.ops.linear_chunk_rows``: the rows
+    cut into :math:`k = \min(16, \lceil C / H \rceil, N)` chunks of equal size (the last
+    one shorter), so that a chunk's logits are about the size of `input` itself, one chunk
+    when :math:`C \le H` (the logits are then no larger than the input), and graph mode,
+    which unrolls the chunks, compiles at most 16. An int gives the rows of each chunk.
+    Results do not depend on it beyond float32 rounding (each chunk's sum is exact to
+    double precision; the chunks' results are added in float64).
+
+    ``'mean'`` is :math:`\sum L / (N C)`, over the kept elements with `mask`;
+    ``'weighted_mean'`` is the same (there is no `weight` here). ``'none'`` returns the
+    :math:`(N, C)` losses: that is the composition itself, with no memory gained.
+    The gradients of `input`, `weight`, `bias`, `pos_weight` and `target` are exact. In
+    graph mode each is computed only where it is used: the target's :math:`(N, C)` gradient
+    costs nothing in training; PyNative, which runs a backward whole, computes it too
+    (zeros, and no pass, for a bool `target`). A shape known only at run time (graph mode,
+    ``set_inputs``) has no chunks to plan and falls back to the composition.
+
+    Args:
+        input (Tensor): The layer's input, :math:`(N, H)`; float16 or float32.
+        weight (Tensor): The layer's weight, :math:`(C, H)`; float16 or float32.
+        target (Tensor): Targets, :math:`(N, C)`; float16, float32, bfloat16 or bool (read
+            a chunk at a time, so a bool target is a quarter of a float32 one's bytes).
+        bias (Tensor, optional): The layer's bias, :math:`(C,)`. Default: ``None``.
+        pos_weight (Tensor, optional): Weight of positive examples, broadcastable to
+            :math:`(N, C)` (typically one value per label, :math:`(C,)`). Default: ``None``.
+        reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
+            WEIGHTED_MEAN
+
+    Keyword Args:
+        OPTIONS
+        MASK
+        chunk_size (int, optional): Rows of each chunk, at least 1. Default: ``None`` (the
+            rule above).
+
+    Returns:
+        Tensor of the promoted (widest) float dtype of the operands (a bool `target` does
+        not count): 0-d, or :math:`(N, C)` for ``'none'``. Each gradient has its operand's dtype.
+
+    Raises:
+        TypeError: If `input`, `weight`, `target`, `bias`, `pos_weight` or `mask` is not a Tensor.
+        TypeError: If the dtype of `input`, `weight`, `bias` or `pos_weight` is not float16 or
+            float32 (MindSpore's CPU MatMul has no bfloat16), or that of `target` not bool,
+            float16, float32 or bfloat16.
+        TypeError: If `reduction` is not a str, or `chunk_size` neither an int nor ``None``.
+        ValueError: If `reduction` is not one of ``'none'``, ``'mean'``, ``'sum'``, ``'weighted_mean'``.
+        ValueError: If `chunk_size` is below 1.
+        ValueError: If `input` is not 2-D, `weight` not :math:`(C, H)`, `target` not
+            :math:`(N, C)` or `bias` not :math:`(C,)` (the messages give the shapes of
+            `input`, `weight` and `target`), or `pos_weight` or `mask` can not be broadcast to
+            :math:`(N, C)`.
+        RuntimeError: On Ascend (not verified there yet).
+
+    Supported Platforms:
+        PLATFORMS_NO_ASCEND
+
+    Examples:
+        >>> import mindspore
+        >>> import numpy as np
+        >>> from mindspore import Tensor
+        >>> from ms_bce import ops
+        >>> input = Tensor(np.array([[0.5, -1.0], [2.0, 0.3], [-0.7, 0.8]]), mindspore.float32)
+        >>> weight = Tensor(np.array([[0.2, -0.4], [1.0, 0.5], [-0.3, 0.9], [0.6, 0.1]]), mindspore.float32)
+        >>> bias = Tensor(np.array([0.1, -0.2, 0.0, 0.3]), mindspore.float32)
+        >>> target = Tensor(np.array([[1, 0, 0, 1], [0, 1, 1, 0], [1, 1, 0, 0]]), mindspore.float32)
+        >>> loss = ops.linear_binary_cross_entropy_with_logits(input, weight, target, bias, chunk_size=2)
+        >>> print(loss)
+        0.7700698
+        >>> # the same as the composition it replaces
+        >>> logits = mindspore.ops.dense(input, weight, bias)
+        >>> print(ops.binary_cross_entropy_with_logits(logits, target))
+        0.7700698
+        >>> # a bool target, a per-label pos_weight, and the gradients of input, weight and bias
+        >>> labels = target > 0.5
+        >>> pos_weight = Tensor(np.array([1.0, 2.0, 3.0, 1.0]), mindspore.float32)
+        >>> def f(input, weight, bias):
+        ...     return ops.linear_binary_cross_entropy_with_logits(input, weight, labels, bias, pos_weight)
+        >>> grads = mindspore.grad(f, grad_position=(0, 1, 2))(input, weight, bias)
+        >>> print(grads[2])
+        [-0.02912592 -0.08698829 -0.06408148  0.07787225]
+    """
+    return _linear_loss(_LINEAR_NAME, input, weight, target, bias, pos_weight, reduction, label_smoothing, mask,
+                        chunk_size)

@@ -499,3 +499,53 @@ def sigmoid_focal_scales(x, y, w, p, alpha, gamma, g):
         dw = amul(np.abs(g), a, ce, f)
         dp = amul(gw, a, np.abs(mul0(y, softplus(-x))), f)
     return loss, dx, dy, dw, dp
+
+
+# ------------------------------------------ fused linear + BCE-with-logits ---
+
+def _linear_terms(x, w, y, b, p, label_smoothing, mask):
+    """(logits Z, smoothed targets, P and the kept elements, all broadcast to (N, C))."""
+    x, w = as64(x), as64(w)
+    z = x @ w.T + (0.0 if b is None else as64(b))
+    ys = as64(y) * (1 - label_smoothing) + label_smoothing / 2
+    pp = np.broadcast_to(np.ones(()) if p is None else as64(p), z.shape)
+    keep = np.ones(z.shape, bool) if mask is None else np.broadcast_to(np.asarray(mask) != 0, z.shape)
+    return z, ys, pp, keep
+
+
+def _linear_reduce_grad(dout, keep, reduction):
+    """The incoming gradient per element: dout over the kept count for a mean, 0 where dropped."""
+    if reduction == "none":
+        g = np.broadcast_to(as64(dout), keep.shape)
+    elif reduction in ("mean", "weighted_mean"):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.broadcast_to(np.float64(dout) / keep.sum(), keep.shape)
+    else:
+        g = np.broadcast_to(np.float64(dout), keep.shape)
+    return np.where(keep, g, 0.0)
+
+
+def linear_bce_with_logits(x, w, y, b=None, p=None, reduction="mean", label_smoothing=0.0, mask=None):
+    """BCE-with-logits of Z = x w^T + b in float64: the 'mean' (and 'weighted_mean',
+    which has no weight here) over the kept elements."""
+    z, ys, pp, keep = _linear_terms(x, w, y, b, p, label_smoothing, mask)
+    loss = np.where(keep, bce_with_logits_unweighted(z, ys, pp), 0.0)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return np.float64(loss.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.float64(loss.sum() / keep.sum())
+
+
+def linear_bce_with_logits_grads(x, w, y, b=None, p=None, reduction="mean", label_smoothing=0.0, mask=None,
+                                 dout=1.0):
+    """(dx, dw, dy, db, dp) in float64: dZ from the spec's formula, then dx = dZ w,
+    dw = dZ^T x, db its column sums; dy through the smoothing (times 1 - eps); dp
+    summed back to p's shape (None for absent b, p)."""
+    z, ys, pp, keep = _linear_terms(x, w, y, b, p, label_smoothing, mask)
+    g = _linear_reduce_grad(dout, keep, reduction)
+    dz = mul0(g, mul0(1.0 - ys, sigmoid(z)) - mul0(mul0(pp, ys), sigmoid(-z)))
+    dy = mul0(g, mul0(pp, softplus(-z)) - softplus(z)) * (1 - label_smoothing)
+    dp = None if p is None else reduce_to_shape(mul0(g, mul0(ys, softplus(-z))), np.shape(p))
+    return dz @ as64(w), dz.T @ as64(x), dy, (None if b is None else dz.sum(0)), dp

@@ -15,7 +15,8 @@ from tests.abi import BAD_SHAPE, OK, as_float64, launch, to_bfloat16
 def test_bench_runs_and_writes_results(tmp_path, capsys):
     try:
         assert bench.main(["--sizes", "16,2000", "--repeats", "2", "--dtypes", "float32,float16",
-                           "--out", str(tmp_path), "--scaling", "--variants-size", "3000"]) == 0
+                           "--out", str(tmp_path), "--scaling", "--variants-size", "3000",
+                           "--linear", "40,4,64", "--linear-repeats", "2"]) == 0
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
     result = json.loads((tmp_path / "results.json").read_text())
@@ -54,6 +55,26 @@ def test_bench_runs_and_writes_results(tmp_path, capsys):
     assert table[0].startswith("Machine: ")
     # a header, a rule and one line per (dtype, size, mode, case)
     assert len([line for line in table if line.startswith("| float")]) == 4 * 2 * 3
+    linear = result["linear"]
+    assert linear["shape"] == [40, 4, 64] and linear["chunk_rows"] == 3  # 16 chunks of 40 rows
+    for variant in bench.LINEAR_VARIANTS:
+        for case in ("forward", "training_step"):
+            r = linear[variant][case]
+            assert len(r["times"]) == 2 and all(t > 0 for t in r["times"]) and r["peak_mib"] >= 0
+    assert linear["fused"]["forward"]["loss"] == pytest.approx(linear["unfused"]["forward"]["loss"], rel=1e-5)
+    assert linear["fused"]["training_step"]["loss"] == pytest.approx(linear["unfused"]["forward"]["loss"], rel=1e-5)
+    assert linear["ratios"]["loss_relative_difference"] <= 1e-5
+    assert "fused / unfused" in out and "| loss |" in "\n".join(table)
+
+
+def test_linear_only_writes_its_table(tmp_path):
+    assert bench.main(["--linear-only", "--linear", "24,4,32", "--linear-repeats", "1", "--linear-chunk-size", "5",
+                       "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "linear.json").read_text())
+    assert result["chunk_size"] == 5 and result["chunk_rows"] == 5
+    assert result["ratios"]["loss_relative_difference"] <= 1e-5
+    table = (tmp_path / "linear.md").read_text()
+    assert "training step: peak memory above the inputs" in table and "| loss |" in table
 
 
 def test_floor_of_each_case():
