@@ -355,7 +355,8 @@ class LinearBCEWithLogitsLoss(_ms_nn.Cell):
             :math:`(N, C)` (typically :math:`(C,)`); a ``Parameter`` is learned with the rest.
             Default: ``None``.
         reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
-            WEIGHTED_MEAN
+            ``'weighted_mean'`` (elsewhere the mean normalised by the weights) equals ``'mean'``
+            here: this loss has no per-element weight (`weight` is the layer's).
         chunk_size (int, optional): Rows of each chunk. Default: ``None`` (the rule of
             :func:`ms_bce.ops.linear_binary_cross_entropy_with_logits`).
 
@@ -383,6 +384,7 @@ class LinearBCEWithLogitsLoss(_ms_nn.Cell):
             message gives the shapes of `input`, ``weight`` and `target`), or `mask` can
             not be broadcast to :math:`(N, C)`.
         RuntimeError: On Ascend (not verified there yet).
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS_NO_ASCEND

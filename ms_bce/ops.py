@@ -1133,7 +1133,8 @@ def linear_binary_cross_entropy_with_logits(input, weight, target, bias=None, po
         pos_weight (Tensor, optional): Weight of positive examples, broadcastable to
             :math:`(N, C)` (typically one value per label, :math:`(C,)`). Default: ``None``.
         reduction (str, optional): ``'none'``, ``'mean'``, ``'sum'`` or ``'weighted_mean'``. Default: ``'mean'``.
-            WEIGHTED_MEAN
+            ``'weighted_mean'`` (elsewhere the mean normalised by the weights) equals ``'mean'``
+            here: this loss has no per-element weight (`weight` is the layer's).
 
     Keyword Args:
         OPTIONS
@@ -1158,6 +1159,7 @@ def linear_binary_cross_entropy_with_logits(input, weight, target, bias=None, po
             `input`, `weight` and `target`), or `pos_weight` or `mask` can not be broadcast to
             :math:`(N, C)`.
         RuntimeError: On Ascend (not verified there yet).
+        OPTIONS_RAISES
 
     Supported Platforms:
         PLATFORMS_NO_ASCEND
