@@ -792,18 +792,21 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction='mean', *,
 # gradient exist at a time.  docs/design.md says why recompute and why this rule.
 
 _LINEAR_NAME = "linear_binary_cross_entropy_with_logits"
-LINEAR_MAX_CHUNKS = 16
+LINEAR_MAX_CHUNKS = 32
+LINEAR_MIN_ROWS = 256
 
 
 def linear_chunk_rows(n, h, c, chunk_size=None):
     """Rows per chunk for input (n, h) and weight (c, h): chunk_size (at most n)
-    when given; else n split into k = min(16, ceil(c / h), n) chunks of equal
-    rows (the last one shorter), so that a chunk's logits, rows x c, are about
-    the input's own size, n x h (one chunk when c <= h: the logits are no larger
-    than the input then), and a graph unrolls at most 16 chunks."""
+    when given; else n split into k = min(32, ceil(c / h), ceil(n / 256))
+    chunks of equal rows (the last one shorter), so that a chunk's logits, rows
+    x c, are about the input's own size, n x h (one chunk when c <= h: the
+    logits are no larger than the input then), a chunk's matrix products have
+    256 rows or more (smaller ones use the cores less well), and a graph
+    unrolls at most 32 chunks."""
     if chunk_size is not None:
         return max(1, min(int(chunk_size), n))
-    chunks = max(1, min(LINEAR_MAX_CHUNKS, -(-c // max(h, 1)), n))
+    chunks = max(1, min(LINEAR_MAX_CHUNKS, -(-c // max(h, 1)), -(-n // LINEAR_MIN_ROWS)))
     return max(1, -(-n // chunks))
 
 
@@ -1108,10 +1111,11 @@ def linear_binary_cross_entropy_with_logits(input, weight, target, bias=None, po
     composition's peak memory, for about one more matrix product of time.
 
     `chunk_size` ``None`` takes the rule of ``ms_bce.ops.linear_chunk_rows``: the rows
-    cut into :math:`k = \min(16, \lceil C / H \rceil, N)` chunks of equal size (the last
-    one shorter), so that a chunk's logits are about the size of `input` itself, one chunk
-    when :math:`C \le H` (the logits are then no larger than the input), and graph mode,
-    which unrolls the chunks, compiles at most 16. An int gives the rows of each chunk.
+    cut into :math:`k = \min(32, \lceil C / H \rceil, \lceil N / 256 \rceil)` chunks of equal
+    size (the last one shorter), so that a chunk's logits are about the size of `input`
+    itself, one chunk when :math:`C \le H` (the logits are then no larger than the input), a
+    chunk has 256 rows or more (smaller matrix products use the cores less well), and graph
+    mode, which unrolls the chunks, compiles at most 32. An int gives the rows of each chunk.
     Results do not depend on it beyond float32 rounding (each chunk's sum is exact to
     double precision; the chunks' results are added in float64).
 

@@ -166,12 +166,13 @@ def test_the_result_does_not_depend_on_the_chunks(mode, chunk_size):
 
 def test_chunk_rule():
     rows = ops.linear_chunk_rows
-    assert rows(8192, 512, 32768) == 512          # 16 chunks (ceil(C / H) = 64, at most 16)
+    assert rows(8192, 512, 32768) == 256          # 32 chunks (ceil(C / H) = 64, at most 32)
     assert rows(8192, 512, 2048) == 2048          # ceil(C / H) = 4 chunks: each chunk's logits the input's size
     assert rows(8192, 512, 600) == 4096           # ceil(600 / 512) = 2 chunks
     assert rows(8192, 512, 512) == 8192           # C <= H: one chunk (the logits no larger than the input)
-    assert rows(5, 2, 10 ** 6) == 1               # no more chunks than rows
-    assert rows(1000, 8, 10 ** 4) == 63           # 16 chunks of ceil(1000 / 16) rows
+    assert rows(5, 2, 10 ** 6) == 5               # at least 256 rows a chunk: one chunk of 5
+    assert rows(1000, 8, 10 ** 4) == 250          # ceil(1000 / 256) = 4 chunks of 250 rows
+    assert rows(2048, 256, 10 ** 4) == 256        # examples/many_labels.py's head: 8 chunks
     assert rows(100, 8, 800, chunk_size=7) == 7   # chunk_size as given
     assert rows(100, 8, 800, chunk_size=500) == 100
 
