@@ -55,6 +55,18 @@ def _cast(tensor, dtype):
     return tensor if tensor.dtype == dtype else _ms_ops.cast(tensor, dtype)
 
 
+def _compute_dtype(*operands):
+    """The widest float dtype of the operands given (None and bool ones skipped).
+    Mixed dtypes are computed in it (the casts are MindSpore ops, so autodiff
+    casts the gradients back), and the result has it: the promotion of PyTorch
+    and of the built-in's mixed-precision case."""
+    dtypes = ()
+    for operand in operands:
+        if operand is not None and operand.dtype != _mstype.bool_:
+            dtypes = dtypes + (operand.dtype,)
+    return _validate.widest_float(dtypes)
+
+
 def _scalars_operand(op_name, loss, params, label_smoothing, has_mask=False):
     """The kernels' last operand, t: the loss's scalar parameters' values and
     the label smoothing (one cached tensor per value in PyNative); None on
@@ -130,15 +142,7 @@ def _logits_loss(op_name, names, input, target, weight, pos_weight, reduction, l
     _validate.check_mask(op_name, names[0], mask, input)
     reduction = _plain_reduction(reduction)
     t = _scalars_operand(op_name, loss, params, label_smoothing, mask is not None)
-    dtypes = (input.dtype, target.dtype)
-    if weight is not None:
-        dtypes = dtypes + (weight.dtype,)
-    if pos_weight is not None:
-        dtypes = dtypes + (pos_weight.dtype,)
-    # Mixed dtypes are computed in the widest one (the casts are MindSpore
-    # ops, so autodiff casts the gradients back), and the result has it: the
-    # promotion of PyTorch and of the built-in's mixed-precision case.
-    compute = _validate.widest_float(dtypes)
+    compute = _compute_dtype(input, target, weight, pos_weight)
     x = _cast(input, compute)
     y = _cast(target, compute)
     op = _forward_op(loss, _kernel_reduction(reduction), weight is not None, pos_weight is not None, mask is not None)
@@ -675,7 +679,7 @@ def _multilabel_loss(op_name, names, input, target, weight, reduction, label_smo
         # a Python number weighs every class alike: a 0-d Tensor of the operands' dtype
         # (by way of float32: graph mode's ScalarToTensor makes no bfloat16)
         weight = _cast(_ms_ops.scalar_to_tensor(weight, _mstype.float32),
-                       _validate.widest_float((input.dtype, target.dtype)))
+                       _compute_dtype(input, target))
     names = names[:3] + ("pos_weight",)
     out = _logits_loss(op_name, names, input, target, weight, None, reduction, label_smoothing=label_smoothing,
                        mask=mask)
@@ -1054,14 +1058,7 @@ def _linear_loss(op_name, input, weight, target, bias, pos_weight, reduction, la
     _validate.check_label_smoothing(op_name, label_smoothing)
     _validate.check_not_ascend(op_name)
     reduction = _plain_reduction(reduction)
-    dtypes = (input.dtype, weight.dtype)
-    if target.dtype != _mstype.bool_:
-        dtypes = dtypes + (target.dtype,)
-    if bias is not None:
-        dtypes = dtypes + (bias.dtype,)
-    if pos_weight is not None:
-        dtypes = dtypes + (pos_weight.dtype,)
-    compute = _validate.widest_float(dtypes)
+    compute = _compute_dtype(input, weight, target, bias, pos_weight)  # (a bool target does not count)
     x = _cast(input, compute)
     w = _cast(weight, compute)
     b = None if bias is None else _cast(bias, compute)

@@ -102,7 +102,7 @@ void Bce::backward_avx2(const Segment<T> &s) {
     }
     if constexpr (kDx) store_n(s.dx + i, in.kept(v, dx), m);
     if constexpr (kDy) store_n(s.dy + i, in.target_gradient(v, dy), m);
-    if constexpr (kDw) store_pd_n(s.dw + i, low_pd(in.kept(v, dw)), high_pd(in.kept(v, dw)), m);
+    if constexpr (kDw) in.store_kept(s.dw + i, v, low_pd(dw), high_pd(dw), m);
   });
 }
 

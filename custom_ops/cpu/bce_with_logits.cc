@@ -271,14 +271,8 @@ void BceWithLogits::backward_avx2(const Segment<T> &s) {
       if (!dx_done) store_n(s.dx + i, in.kept(v, to_ps(dx[0], dx[1])), m);
     }
     if constexpr (kOut & kGradTarget) store_n(s.dy + i, in.target_gradient(v, to_ps(dy[0], dy[1])), m);
-    if constexpr (HW && (kOut & kGradWeight)) {
-      in.kept(v, &dw[0], &dw[1]);
-      store_pd_n(s.dw + i, dw[0], dw[1], m);
-    }
-    if constexpr (HP && (kOut & kGradPosWeight)) {
-      in.kept(v, &dp[0], &dp[1]);
-      store_pd_n(s.dp + i, dp[0], dp[1], m);
-    }
+    if constexpr (HW && (kOut & kGradWeight)) in.store_kept(s.dw + i, v, dw[0], dw[1], m);
+    if constexpr (HP && (kOut & kGradPosWeight)) in.store_kept(s.dp + i, v, dp[0], dp[1], m);
   });
 }
 

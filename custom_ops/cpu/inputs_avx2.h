@@ -88,6 +88,12 @@ class Inputs {
     *hi = _mm256_and_pd(_mm256_castsi256_pd(_mm256_cvtepi32_epi64(k_hi)), *hi);
   }
 
+  // A weight/pos_weight contribution in two double halves stored (m lanes), +0 where dropped.
+  static MS_BCE_VINLINE void store_kept(double *p, const Lanes &v, __m256d lo, __m256d hi, int64_t m) {
+    kept(v, &lo, &hi);
+    store_pd_n(p, lo, hi, m);
+  }
+
   // The target's gradient dy at the smoothed target, as stored: times
   // 1 - eps with label smoothing (after its rounding to T), +0 where dropped.
   MS_BCE_VINLINE __m256 target_gradient(const Lanes &v, __m256 dy) const {
